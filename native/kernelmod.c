@@ -1,0 +1,553 @@
+/*
+ * superv._kernel: the thin layer between superv and the kernel.
+ *
+ * Each function wraps one kernel facility whose Python spelling is missing or
+ * too lossy (seccomp notification ioctls, pidfd_getfd, process_vm_readv/writev,
+ * recvmsg/sendmsg with raw socket addresses and control data, tee, ptrace).
+ * No decisions live here: arguments in, the kernel's answer out, errors as
+ * OSError with the kernel's errno.  Calls that can block release the GIL.
+ */
+#define PY_SSIZE_T_CLEAN
+#define _GNU_SOURCE
+#include <Python.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* linux-libc-dev 6.1 predates these (kernel-facts: defined by hand). */
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+
+struct pidfd_info_v0 {
+    uint64_t mask;
+    uint64_t cgroupid;
+    uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+    int32_t exit_code;
+};
+#define PIDFD_GET_INFO _IOWR(0xFF, 11, struct pidfd_info_v0)
+#define PIDFD_INFO_EXIT (1UL << 3)
+
+#define IOV_BATCH 1024 /* UIO_MAXIOV: the most one process_vm_* call takes */
+
+static PyObject *oserror(void)
+{
+    return PyErr_SetFromErrno(PyExc_OSError);
+}
+
+/* ---- seccomp notification ------------------------------------------- */
+
+static PyObject *k_notif_recv(PyObject *self, PyObject *args)
+{
+    int listener;
+    struct seccomp_notif n;
+    int rc;
+    if (!PyArg_ParseTuple(args, "i", &listener))
+        return NULL;
+    memset(&n, 0, sizeof n); /* RECV insists on a zeroed buffer */
+    Py_BEGIN_ALLOW_THREADS
+    rc = ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &n);
+    Py_END_ALLOW_THREADS
+    if (rc < 0)
+        return oserror();
+    return Py_BuildValue("(KIiIK(KKKKKK))", (unsigned long long)n.id, n.pid, n.data.nr,
+                         n.data.arch, (unsigned long long)n.data.instruction_pointer,
+                         (unsigned long long)n.data.args[0], (unsigned long long)n.data.args[1],
+                         (unsigned long long)n.data.args[2], (unsigned long long)n.data.args[3],
+                         (unsigned long long)n.data.args[4], (unsigned long long)n.data.args[5]);
+}
+
+static PyObject *k_notif_send(PyObject *self, PyObject *args)
+{
+    int listener, error;
+    unsigned long long id;
+    long long val;
+    unsigned int flags;
+    struct seccomp_notif_resp r;
+    int rc;
+    if (!PyArg_ParseTuple(args, "iKLiI", &listener, &id, &val, &error, &flags))
+        return NULL;
+    memset(&r, 0, sizeof r);
+    r.id = id;
+    r.val = val;
+    r.error = error;
+    r.flags = flags;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &r);
+    Py_END_ALLOW_THREADS
+    if (rc < 0)
+        return oserror();
+    Py_RETURN_NONE;
+}
+
+static PyObject *k_notif_id_valid(PyObject *self, PyObject *args)
+{
+    int listener;
+    unsigned long long id;
+    if (!PyArg_ParseTuple(args, "iK", &listener, &id))
+        return NULL;
+    __u64 kid = id;
+    if (ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &kid) == 0)
+        Py_RETURN_TRUE;
+    if (errno == ENOENT)
+        Py_RETURN_FALSE;
+    return oserror();
+}
+
+static PyObject *k_notif_addfd(PyObject *self, PyObject *args)
+{
+    int listener, srcfd, newfd;
+    unsigned long long id;
+    unsigned int newfd_flags, flags;
+    struct seccomp_notif_addfd a;
+    int rc;
+    if (!PyArg_ParseTuple(args, "iKiiII", &listener, &id, &srcfd, &newfd, &newfd_flags, &flags))
+        return NULL;
+    memset(&a, 0, sizeof a);
+    a.id = id;
+    a.flags = flags;
+    a.srcfd = (__u32)srcfd;
+    a.newfd = (__u32)newfd;
+    a.newfd_flags = newfd_flags;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ioctl(listener, SECCOMP_IOCTL_NOTIF_ADDFD, &a);
+    Py_END_ALLOW_THREADS
+    if (rc < 0)
+        return oserror();
+    return PyLong_FromLong(rc);
+}
+
+/* True when the kernel took the flag; False when it does not know it. */
+static PyObject *k_notif_set_sync_wakeup(PyObject *self, PyObject *args)
+{
+    int listener;
+    if (!PyArg_ParseTuple(args, "i", &listener))
+        return NULL;
+    __u64 flags = SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP;
+    if (ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, flags) == 0)
+        Py_RETURN_TRUE;
+    if (errno == EINVAL || errno == ENOTTY)
+        Py_RETURN_FALSE;
+    return oserror();
+}
+
+/* ---- pidfds ------------------------------------------------------------ */
+
+static PyObject *k_pidfd_getfd(PyObject *self, PyObject *args)
+{
+    int pidfd, fd;
+    if (!PyArg_ParseTuple(args, "ii", &pidfd, &fd))
+        return NULL;
+    long rc = syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+    if (rc < 0)
+        return oserror();
+    return PyLong_FromLong(rc);
+}
+
+/* The wait status of a reaped process, or None while it runs or is a zombie. */
+static PyObject *k_pidfd_exit_status(PyObject *self, PyObject *args)
+{
+    int pidfd;
+    struct pidfd_info_v0 info;
+    if (!PyArg_ParseTuple(args, "i", &pidfd))
+        return NULL;
+    memset(&info, 0, sizeof info);
+    info.mask = PIDFD_INFO_EXIT;
+    if (ioctl(pidfd, PIDFD_GET_INFO, &info) < 0) {
+        if (errno == ENOTTY || errno == EINVAL || errno == ESRCH)
+            Py_RETURN_NONE;
+        return oserror();
+    }
+    if (!(info.mask & PIDFD_INFO_EXIT))
+        Py_RETURN_NONE;
+    return PyLong_FromLong(info.exit_code);
+}
+
+/* ---- memory of another process ------------------------------------------ */
+
+/* Fill remote[] from a Python sequence of (address, length) pairs. */
+static int parse_iovs(PyObject *seq, struct iovec **out, Py_ssize_t *count, size_t *total)
+{
+    PyObject *fast = PySequence_Fast(seq, "iovs must be a sequence of (address, length)");
+    if (!fast)
+        return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    struct iovec *iov = PyMem_Calloc(n ? (size_t)n : 1, sizeof *iov);
+    if (!iov) {
+        Py_DECREF(fast);
+        PyErr_NoMemory();
+        return -1;
+    }
+    size_t sum = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned long long base, len;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i), "KK", &base, &len)) {
+            PyMem_Free(iov);
+            Py_DECREF(fast);
+            return -1;
+        }
+        iov[i].iov_base = (void *)(uintptr_t)base;
+        iov[i].iov_len = (size_t)len;
+        sum += (size_t)len;
+    }
+    Py_DECREF(fast);
+    *out = iov;
+    *count = n;
+    *total = sum;
+    return 0;
+}
+
+/*
+ * Move bytes between local[0] (one flat buffer) and the remote iovecs, in
+ * batches of IOV_BATCH.  Stops at the first short transfer, as the kernel's
+ * own copy does.  Returns the count moved, or -1 with errno when nothing moved.
+ */
+static ssize_t vm_transfer(pid_t tid, char *buf, struct iovec *remote, Py_ssize_t nremote,
+                           int writing)
+{
+    size_t done = 0;
+    for (Py_ssize_t first = 0; first < nremote; first += IOV_BATCH) {
+        Py_ssize_t batch = nremote - first < IOV_BATCH ? nremote - first : IOV_BATCH;
+        size_t want = 0;
+        for (Py_ssize_t i = 0; i < batch; i++)
+            want += remote[first + i].iov_len;
+        if (want == 0)
+            continue;
+        struct iovec local = {.iov_base = buf + done, .iov_len = want};
+        ssize_t n = writing ? process_vm_writev(tid, &local, 1, remote + first, batch, 0)
+                            : process_vm_readv(tid, &local, 1, remote + first, batch, 0);
+        if (n < 0)
+            return done ? (ssize_t)done : -1;
+        done += (size_t)n;
+        if ((size_t)n < want)
+            break;
+    }
+    return (ssize_t)done;
+}
+
+static PyObject *k_vm_read(PyObject *self, PyObject *args)
+{
+    int tid;
+    PyObject *seq;
+    struct iovec *remote;
+    Py_ssize_t nremote;
+    size_t total;
+    if (!PyArg_ParseTuple(args, "iO", &tid, &seq))
+        return NULL;
+    if (parse_iovs(seq, &remote, &nremote, &total) < 0)
+        return NULL;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    if (!out) {
+        PyMem_Free(remote);
+        return NULL;
+    }
+    ssize_t n;
+    Py_BEGIN_ALLOW_THREADS
+    n = vm_transfer(tid, PyBytes_AS_STRING(out), remote, nremote, 0);
+    Py_END_ALLOW_THREADS
+    PyMem_Free(remote);
+    if (n < 0) {
+        Py_DECREF(out);
+        return oserror();
+    }
+    if ((size_t)n != total && _PyBytes_Resize(&out, n) < 0)
+        return NULL;
+    return out;
+}
+
+static PyObject *k_vm_write(PyObject *self, PyObject *args)
+{
+    int tid;
+    PyObject *seq;
+    Py_buffer data;
+    struct iovec *remote;
+    Py_ssize_t nremote;
+    size_t total;
+    if (!PyArg_ParseTuple(args, "iOy*", &tid, &seq, &data))
+        return NULL;
+    if (parse_iovs(seq, &remote, &nremote, &total) < 0) {
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    /* Write at most len(data) bytes: trim the remote list to it. */
+    size_t room = (size_t)data.len;
+    Py_ssize_t used = 0;
+    for (; used < nremote && room; used++) {
+        if (remote[used].iov_len > room)
+            remote[used].iov_len = room;
+        room -= remote[used].iov_len;
+    }
+    ssize_t n;
+    Py_BEGIN_ALLOW_THREADS
+    n = vm_transfer(tid, data.buf, remote, used, 1);
+    Py_END_ALLOW_THREADS
+    PyMem_Free(remote);
+    PyBuffer_Release(&data);
+    if (n < 0)
+        return oserror();
+    return PyLong_FromSsize_t(n);
+}
+
+/* ---- sockets with raw addresses and control data ------------------------ */
+
+/* recvmsg(fd, size, flags, namelen[, controllen])
+ *   -> (n, data, name, control, msg_flags, full_namelen) */
+static PyObject *k_recvmsg(PyObject *self, PyObject *args)
+{
+    int fd, flags;
+    Py_ssize_t size, namelen, controllen = 0;
+    if (!PyArg_ParseTuple(args, "inin|n", &fd, &size, &flags, &namelen, &controllen))
+        return NULL;
+    PyObject *data = PyBytes_FromStringAndSize(NULL, size);
+    PyObject *name = PyBytes_FromStringAndSize(NULL, namelen);
+    PyObject *control = PyBytes_FromStringAndSize(NULL, controllen);
+    if (!data || !name || !control)
+        goto fail;
+    struct iovec iov = {.iov_base = PyBytes_AS_STRING(data), .iov_len = (size_t)size};
+    struct msghdr msg = {
+        .msg_name = namelen ? PyBytes_AS_STRING(name) : NULL,
+        .msg_namelen = (socklen_t)namelen,
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = controllen ? PyBytes_AS_STRING(control) : NULL,
+        .msg_controllen = (size_t)controllen,
+    };
+    ssize_t n;
+    Py_BEGIN_ALLOW_THREADS
+    n = recvmsg(fd, &msg, flags);
+    Py_END_ALLOW_THREADS
+    if (n < 0) {
+        oserror();
+        goto fail;
+    }
+    Py_ssize_t kept = n < size ? n : size;
+    if (_PyBytes_Resize(&data, kept) < 0)
+        goto fail;
+    Py_ssize_t got_name = (Py_ssize_t)msg.msg_namelen < namelen ? msg.msg_namelen : namelen;
+    if (!msg.msg_name)
+        got_name = 0;
+    if (_PyBytes_Resize(&name, got_name) < 0)
+        goto fail;
+    if (_PyBytes_Resize(&control, (Py_ssize_t)msg.msg_controllen) < 0)
+        goto fail;
+    /* The kernel's full address length, which may exceed what fitted. */
+    return Py_BuildValue("(nNNNii)", (Py_ssize_t)n, data, name, control, msg.msg_flags,
+                         (int)msg.msg_namelen);
+fail:
+    Py_XDECREF(data);
+    Py_XDECREF(name);
+    Py_XDECREF(control);
+    return NULL;
+}
+
+/* sendmsg(fd, data, flags, name, control) -> n; name/control may be None. */
+static PyObject *k_sendmsg(PyObject *self, PyObject *args)
+{
+    int fd, flags;
+    Py_buffer data, name = {0}, control = {0};
+    PyObject *name_obj, *control_obj;
+    if (!PyArg_ParseTuple(args, "iy*iOO", &fd, &data, &flags, &name_obj, &control_obj))
+        return NULL;
+    if (name_obj != Py_None && PyObject_GetBuffer(name_obj, &name, PyBUF_SIMPLE) < 0)
+        goto fail;
+    if (control_obj != Py_None && PyObject_GetBuffer(control_obj, &control, PyBUF_SIMPLE) < 0)
+        goto fail;
+    struct iovec iov = {.iov_base = data.buf, .iov_len = (size_t)data.len};
+    struct msghdr msg = {
+        .msg_name = name.buf,
+        .msg_namelen = (socklen_t)name.len,
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = control.len ? control.buf : NULL,
+        .msg_controllen = (size_t)control.len,
+    };
+    ssize_t n;
+    Py_BEGIN_ALLOW_THREADS
+    n = sendmsg(fd, &msg, flags);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&data);
+    if (name.obj)
+        PyBuffer_Release(&name);
+    if (control.obj)
+        PyBuffer_Release(&control);
+    if (n < 0)
+        return oserror();
+    return PyLong_FromSsize_t(n);
+fail:
+    PyBuffer_Release(&data);
+    if (name.obj)
+        PyBuffer_Release(&name);
+    return NULL;
+}
+
+static PyObject *k_tee(PyObject *self, PyObject *args)
+{
+    int fd_in, fd_out;
+    Py_ssize_t len;
+    unsigned int flags;
+    if (!PyArg_ParseTuple(args, "iinI", &fd_in, &fd_out, &len, &flags))
+        return NULL;
+    ssize_t n;
+    Py_BEGIN_ALLOW_THREADS
+    n = tee(fd_in, fd_out, (size_t)len, flags);
+    Py_END_ALLOW_THREADS
+    if (n < 0)
+        return oserror();
+    return PyLong_FromSsize_t(n);
+}
+
+/* socket_facts(fd) -> (family, type, protocol, local_raw, remote_raw or None) */
+static PyObject *k_socket_facts(PyObject *self, PyObject *args)
+{
+    int fd, family, type, protocol;
+    socklen_t len = sizeof(int);
+    struct sockaddr_storage local, remote;
+    socklen_t local_len = sizeof local, remote_len = sizeof remote;
+    if (!PyArg_ParseTuple(args, "i", &fd))
+        return NULL;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) < 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) < 0)
+        return oserror();
+    if (getsockname(fd, (struct sockaddr *)&local, &local_len) < 0)
+        local_len = 0;
+    if (local_len > sizeof local)
+        local_len = sizeof local;
+    int connected = getpeername(fd, (struct sockaddr *)&remote, &remote_len) == 0;
+    if (remote_len > sizeof remote)
+        remote_len = sizeof remote;
+    if (!connected)
+        return Py_BuildValue("(iiiy#O)", family, type, protocol, (const char *)&local,
+                             (Py_ssize_t)local_len, Py_None);
+    return Py_BuildValue("(iiiy#y#)", family, type, protocol, (const char *)&local,
+                         (Py_ssize_t)local_len, (const char *)&remote, (Py_ssize_t)remote_len);
+}
+
+static PyObject *k_tgkill(PyObject *self, PyObject *args)
+{
+    int tgid, tid, sig;
+    if (!PyArg_ParseTuple(args, "iii", &tgid, &tid, &sig))
+        return NULL;
+    if (syscall(SYS_tgkill, tgid, tid, sig) < 0)
+        return oserror();
+    Py_RETURN_NONE;
+}
+
+/* ---- ptrace: a safe restart for a thread we cannot prove has a signal --- */
+
+/*
+ * kernel-facts 2.2 step 6: answering -ERESTARTSYS to a thread without
+ * TIF_SIGPENDING leaks errno 512.  PTRACE_INTERRUPT sets it.  Seize and
+ * interrupt here; answer; then ptrace_release() waits for the stop and detaches.
+ */
+static PyObject *k_ptrace_interrupt(PyObject *self, PyObject *args)
+{
+    int tid;
+    if (!PyArg_ParseTuple(args, "i", &tid))
+        return NULL;
+    if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0)
+        return oserror();
+    if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0) {
+        int err = errno;
+        ptrace(PTRACE_DETACH, tid, 0, 0);
+        errno = err;
+        return oserror();
+    }
+    Py_RETURN_NONE;
+}
+
+/*
+ * Wait (up to timeout_ms) for the seized thread to stop, then detach,
+ * handing back any signal it stopped to deliver.  Returns True when detached,
+ * False when the thread went away first.
+ */
+static PyObject *k_ptrace_release(PyObject *self, PyObject *args)
+{
+    int tid, timeout_ms;
+    if (!PyArg_ParseTuple(args, "ii", &tid, &timeout_ms))
+        return NULL;
+    int detached = 0;
+    Py_BEGIN_ALLOW_THREADS
+    struct timespec tick = {0, 200 * 1000};
+    for (int waited_us = 0; waited_us <= timeout_ms * 1000; waited_us += 200) {
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        if (waitid(P_PID, tid, &si, WSTOPPED | WNOHANG | __WALL) < 0)
+            break;
+        if (si.si_pid == tid) {
+            /* GETSIGINFO succeeds only in a signal-delivery-stop (ptrace(2));
+             * that signal must be handed back or it is lost. */
+            siginfo_t pending;
+            int inject = ptrace(PTRACE_GETSIGINFO, tid, 0, &pending) == 0 ? si.si_status : 0;
+            if (ptrace(PTRACE_DETACH, tid, 0, inject) == 0)
+                detached = 1;
+            break;
+        }
+        if (kill(tid, 0) < 0 && errno == ESRCH)
+            break;
+        nanosleep(&tick, NULL);
+    }
+    Py_END_ALLOW_THREADS
+    if (detached)
+        Py_RETURN_TRUE;
+    Py_RETURN_FALSE;
+}
+
+static PyMethodDef methods[] = {
+    {"notif_recv", k_notif_recv, METH_VARARGS,
+     "notif_recv(listener) -> (id, tid, nr, arch, ip, args): blocks for the next notification"},
+    {"notif_send", k_notif_send, METH_VARARGS,
+     "notif_send(listener, id, val, error, flags): answer a notification"},
+    {"notif_id_valid", k_notif_id_valid, METH_VARARGS,
+     "notif_id_valid(listener, id) -> bool: is the notification still waiting"},
+    {"notif_addfd", k_notif_addfd, METH_VARARGS,
+     "notif_addfd(listener, id, srcfd, newfd, newfd_flags, flags) -> target fd"},
+    {"notif_set_sync_wakeup", k_notif_set_sync_wakeup, METH_VARARGS,
+     "notif_set_sync_wakeup(listener) -> bool: SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP taken"},
+    {"pidfd_getfd", k_pidfd_getfd, METH_VARARGS, "pidfd_getfd(pidfd, fd) -> a duplicate here"},
+    {"pidfd_exit_status", k_pidfd_exit_status, METH_VARARGS,
+     "pidfd_exit_status(pidfd) -> wait status once reaped, else None"},
+    {"vm_read", k_vm_read, METH_VARARGS,
+     "vm_read(tid, [(addr, len)...]) -> bytes (short at the first fault; EFAULT if none)"},
+    {"vm_write", k_vm_write, METH_VARARGS,
+     "vm_write(tid, [(addr, len)...], data) -> count written (short at the first fault)"},
+    {"recvmsg", k_recvmsg, METH_VARARGS,
+     "recvmsg(fd, size, flags, namelen[, controllen]) -> (n, data, name, control, msg_flags, full_namelen)"},
+    {"sendmsg", k_sendmsg, METH_VARARGS, "sendmsg(fd, data, flags, name, control) -> count sent"},
+    {"socket_facts", k_socket_facts, METH_VARARGS,
+     "socket_facts(fd) -> (family, type, protocol, local sockaddr, remote sockaddr or None)"},
+    {"tgkill", k_tgkill, METH_VARARGS, "tgkill(tgid, tid, sig)"},
+    {"tee", k_tee, METH_VARARGS, "tee(fd_in, fd_out, len, flags) -> count duplicated"},
+    {"ptrace_interrupt", k_ptrace_interrupt, METH_VARARGS,
+     "ptrace_interrupt(tid): PTRACE_SEIZE + PTRACE_INTERRUPT"},
+    {"ptrace_release", k_ptrace_release, METH_VARARGS,
+     "ptrace_release(tid, timeout_ms) -> bool: wait for the stop, then detach"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "superv._kernel",
+                                    "superv's thin layer over seccomp, pidfds and process memory.",
+                                    -1, methods};
+
+PyMODINIT_FUNC PyInit__kernel(void)
+{
+    return PyModule_Create(&module);
+}

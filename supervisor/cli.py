@@ -1,0 +1,260 @@
+"""superv's command line: `superv run [options] -- PROG [ARGS...]`.
+
+Exit status: the target's (128+N when a signal killed it); 127 when PROG is
+not found, 126 when it cannot be executed; 125 for superv's own failures
+(a bad option, a kernel without what superv needs, an unwritable --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import signal
+import sys
+import threading
+import time
+
+import trio
+
+from . import __version__, launch, reports
+from .engine import Supervisor
+from .recorder import Recorder
+
+EXIT_SUPERV_FAILURE = 125
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+SI_KERNEL = 0x80  # si_code of a signal the terminal sent to the whole process group
+
+
+class UsageError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="superv", description="See and control what a program does with the network, pipes and disk.")
+    parser.add_argument("--version", action="version", version=f"superv {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    run = commands.add_parser(
+        "run",
+        help="run a program and record its I/O",
+        usage="superv run [options] -- PROG [ARGS...]",
+        description="Run PROG under the supervisor; record every I/O call with the bytes it moved.",
+    )
+    run.add_argument("-o", "--out", metavar="DIR", help="report folder (default: a new folder under superv-out/)")
+    run.add_argument(
+        "--trace",
+        metavar="FILE",
+        nargs="?",
+        const="-",
+        help="live debug channel: each call as it happens, on stderr, or into FILE with --trace=FILE",
+    )
+    run.add_argument("--interval", type=_positive_float, default=1.0, metavar="SECONDS",
+                     help="seconds between heartbeat samples in events.jsonl (default 1)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no table on stderr at exit")
+    run.add_argument("program", nargs=argparse.REMAINDER, help="the program and its arguments")
+    return parser
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
+    return value
+
+
+def _split_trace_option(argv: list[str]) -> list[str]:
+    """`--trace` alone means stderr; only `--trace=FILE` names a file, so that
+    `superv run --trace prog` does not take prog for the file."""
+    out = []
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            return out + argv[i:]
+        out.append("--trace=-" if arg == "--trace" else arg)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args_in = sys.argv[1:] if argv is None else argv
+    try:
+        options = build_parser().parse_args(_split_trace_option(args_in))
+        program = options.program
+        if program and program[0] == "--":
+            program = program[1:]
+        if not program:
+            raise UsageError("no program given: superv run [options] -- PROG [ARGS...]")
+    except UsageError as e:
+        print(f"superv: {e}", file=sys.stderr)
+        print("usage: superv run [options] -- PROG [ARGS...]  (superv run --help for more)", file=sys.stderr)
+        return EXIT_SUPERV_FAILURE
+    status = run(options, program, args_in)
+    sys.stdout.flush()
+    return status
+
+
+def default_out_dir(program: str) -> str:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", os.path.basename(program)) or "prog"
+    base = os.path.join("superv-out", f"{stamp}-{name}")
+    candidate, n = base, 1
+    while os.path.exists(candidate):
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+def prepare_out_dir(path: str) -> str:
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, ".superv-write-test")
+        with open(probe, "w"):
+            pass
+        os.unlink(probe)
+    except OSError as e:
+        raise launch.LaunchError(EXIT_SUPERV_FAILURE, f"superv: cannot write reports to {path}: {e.strerror}")
+    return path
+
+
+def open_trace(target: str | None):
+    if target is None:
+        return None
+    if target == "-":
+        return sys.stderr
+    try:
+        return open(target, "w", buffering=1)
+    except OSError as e:
+        raise launch.LaunchError(EXIT_SUPERV_FAILURE, f"superv: cannot write the trace to {target}: {e.strerror}")
+
+
+def run(options, program: list[str], superv_argv: list[str]) -> int:
+    try:
+        path = launch.resolve_program(program[0])
+        out_dir = prepare_out_dir(options.out or default_out_dir(program[0]))
+        trace = open_trace(options.trace)
+    except launch.LaunchError as e:
+        print(e.message, file=sys.stderr)
+        return e.status
+
+    # Block the signals superv forwards before any thread starts: the
+    # signal thread takes them with sigwaitinfo, which tells a terminal's
+    # Ctrl-C (the target got it too) from a kill aimed at superv alone.
+    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
+    recorder = Recorder(out_dir, trace)
+    started = time.time()
+    try:
+        pid, pidfd, listener = launch.start(path, program)
+    except launch.LaunchError as e:
+        if e.message:
+            print(e.message, file=sys.stderr)
+        recorder.close()
+        return e.status
+
+    supervisor = Supervisor(listener, recorder, pid, program)
+    if not supervisor.sync_wakeup:
+        recorder.note(pid, "SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP is not offered by this kernel: every call pays a cross-CPU wake-up")
+    else:
+        recorder.note(pid, "SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP on")
+    threads = [
+        threading.Thread(target=supervisor.receive_forever, name="superv-receiver", daemon=True),
+        threading.Thread(target=supervisor.wait_forever, name="superv-waiter", daemon=True),
+    ]
+    for t in threads:
+        t.start()
+    forwarder = SignalForwarder(supervisor, pid)
+    threading.Thread(target=forwarder.run, name="superv-signals", daemon=True).start()
+
+    wait_status = None
+    try:
+        wait_status = trio.run(_control, supervisor, pid, pidfd, threads, options.interval)
+    finally:
+        supervisor.stop()
+        supervisor.release_all()
+        with supervisor.lock:
+            recorder.heartbeat()
+            run_info = {
+                "superv": __version__,
+                "command": ["superv", *superv_argv],
+                "program": program,
+                "path": path,
+                "out": os.path.abspath(out_dir),
+                "started": started,
+                "ended": time.time(),
+                "exit_status": reports.shell_status(wait_status),
+                "exit": reports.describe_status(wait_status),
+                "kernel": platform.release(),
+                "sync_wakeup": supervisor.sync_wakeup,
+                "signals_forwarded": forwarder.forwarded,
+            }
+            recorder.write_logs()
+            recorder.write_summary(run_info)
+            recorder.close()
+            if not options.quiet:
+                print(reports.exit_table(recorder.ledger), file=sys.stderr)
+                print(f"superv: reports in {out_dir}", file=sys.stderr)
+        if trace not in (None, sys.stderr):
+            trace.close()
+    status = reports.shell_status(wait_status)
+    return EXIT_SUPERV_FAILURE if status is None else status
+
+
+async def _control(supervisor: Supervisor, pid: int, pidfd: int, threads, interval: float) -> int:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_heartbeat, supervisor, interval)
+        await trio.lowlevel.wait_readable(pidfd)
+        _, wait_status = os.waitpid(pid, 0)
+        os.close(pidfd)
+        # The run ends when no traced process is left, not when the first one exits.
+        for t in threads:
+            await trio.to_thread.run_sync(t.join)
+        nursery.cancel_scope.cancel()
+    return wait_status
+
+
+async def _heartbeat(supervisor: Supervisor, interval: float) -> None:
+    while True:
+        await trio.sleep(interval)
+        with supervisor.lock:
+            supervisor.recorder.heartbeat()
+
+
+class SignalForwarder:
+    """SIGINT, SIGTERM and SIGHUP sent to superv go to the target; a second
+    one kills every traced process, so that a stuck run can always end."""
+
+    def __init__(self, supervisor: Supervisor, root_pid: int):
+        self.supervisor = supervisor
+        self.root_pid = root_pid
+        self.forwarded = 0
+
+    def run(self) -> None:
+        while True:
+            info = signal.sigwaitinfo(FORWARDED_SIGNALS)
+            with self.supervisor.lock:
+                self.forwarded += 1
+                if self.forwarded > 1:
+                    for pid in list(self.supervisor.processes):
+                        _kill(pid, signal.SIGKILL)
+                    continue
+                self.supervisor.recorder.signal_forwarded(self.root_pid, info.si_signo)
+            if info.si_code != SI_KERNEL:
+                _kill(self.root_pid, info.si_signo)
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,637 @@
+"""The supervisor proper: receives notifications, answers them, follows
+processes, and keeps blocked calls waiting without holding up the others.
+
+Two threads share this state under one lock:
+- the receiver blocks in SECCOMP_IOCTL_NOTIF_RECV and handles each call;
+  a data call that would block is parked;
+- the waiter sleeps in epoll on the parked calls' fds and the processes'
+  pidfds, retries parked calls when their fd is ready, and every TICK checks
+  them for signals (kernel-facts §2.2 steps 5-6), timeouts and death.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import fcntl
+import os
+import select
+import signal
+import socket
+import struct
+import threading
+import time
+
+import attrs
+
+from . import _kernel, kernel, procfs, syscalls
+from .classify import Classification, IoMode, classify
+from .datacalls import Builder, Immediate, Passthrough, as_int, call_text
+from .emulate import Caller, OpenFd, Operation, Scratch
+from .kernel import ERESTARTSYS, Listener, Notification
+from .ledger import Leg
+from .recorder import Recorder
+from .syscalls import Handling
+
+TICK = 0.010  # how often parked calls are checked for signals (kernel-facts Q12: 10 ms)
+PTRACE_WAIT_MS = 200
+AT_RANDOM = 25
+CLOSE_RANGE_CLOEXEC = 4
+
+
+@attrs.define(eq=False)
+class Process:
+    pid: int
+    pidfd: int
+    fds: dict[int, Classification] = attrs.Factory(dict)  # the classification cache
+    tids: set[int] = attrs.Factory(set)
+    exec_attempt: "ExecAttempt | None" = None
+    exit_code: int | None = None
+    launching: bool = False  # still superv's launcher: its own calls are not the target's
+
+
+@attrs.define(eq=False)
+class Task:
+    tid: int
+    process: Process
+
+
+@attrs.frozen
+class ExecAttempt:
+    tid: int
+    path: str
+    argv: list[str]
+    image: bytes  # fingerprint of the running image (auxv and AT_RANDOM bytes)
+
+
+@attrs.define(eq=False)
+class Parked:
+    notification: Notification
+    task: Task
+    op: Operation
+    seq: int
+    syscall: syscalls.Syscall
+    kind: str
+    text: str
+    key: object
+    registered_fd: int | None = None
+    restart_pending: float | None = None  # when a process-wide signal was first seen
+    finished: bool = False
+
+
+class Supervisor:
+    def __init__(self, listener: Listener, recorder: Recorder, root_pid: int, root_argv: list[str]):
+        self.listener = listener
+        self.recorder = recorder
+        self.root_pid = root_pid
+        self.lock = threading.RLock()
+        self.scratch = Scratch()
+        self.processes: dict[int, Process] = {}
+        self.tasks: dict[int, Task] = {}
+        self.epoll = select.epoll()
+        self.wakeup = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        self.epoll.register(self.wakeup, select.EPOLLIN)
+        self.queues: dict[object, collections.deque[Parked]] = {}
+        self.parked_by_fd: dict[int, Parked] = {}
+        self.pidfds: dict[int, Process] = {}
+        self.receiving = True
+        self.stopping = False
+        self.sync_wakeup = listener.set_sync_wakeup()
+        self.handlers = {
+            Handling.DATA: self.on_data,
+            Handling.FD_NEW: self.on_fd_new,
+            Handling.FD_REPLACE: self.on_fd_replace,
+            Handling.FD_CLOSE: self.on_fd_close,
+            Handling.SOCKET_OP: self.on_socket_op,
+            Handling.EXEC: self.on_exec,
+            Handling.SPAWN: self.on_spawn,
+            Handling.EXIT: self.on_exit,
+            Handling.REFUSED: self.on_refused,
+        }
+        # Until its execve the root is superv's launcher: show what it will run.
+        self.root = self._start_process(root_pid, launching=True, argv=root_argv)
+
+    # ------------------------------------------------------------------ receiver
+
+    def receive_forever(self) -> None:
+        """Runs in its own thread until no traced task is left."""
+        while True:
+            try:
+                notification = self.listener.receive()
+            except OSError as e:
+                if e.errno == errno.EINTR:
+                    continue
+                if e.errno == errno.ENOENT and not self._listener_hung_up():
+                    continue  # the notification vanished (its task was killed)
+                break
+            with self.lock:
+                self.handle(notification)
+        with self.lock:
+            self.receiving = False
+        os.eventfd_write(self.wakeup, 1)
+
+    def _listener_hung_up(self) -> bool:
+        poller = select.poll()
+        poller.register(self.listener.fd, select.POLLIN)
+        return any(ev & select.POLLHUP for _, ev in poller.poll(0))
+
+    def handle(self, n: Notification) -> None:
+        spec = syscalls.BY_NR.get(n.nr)
+        task = self._task_for(n.tid)
+        if spec is None or task is None:
+            self.listener.let_through(n.id)
+            return
+        process = task.process
+        if process.exec_attempt is not None:
+            self._settle_exec(task)
+        if process.launching and spec.handling is not Handling.EXEC:
+            self.listener.let_through(n.id)  # the launcher's own close() before its execve
+            return
+        seq = self.recorder.ledger.processes[process.pid].take_seq()
+        try:
+            self.handlers[spec.handling](n, spec, task, seq)
+        except Exception as error:  # a bug must not leave the target hanging
+            self.recorder.internal_error(process.pid, spec.name, error)
+            self.listener.let_through(n.id)
+
+    # ------------------------------------------------------------------ processes
+
+    def _task_for(self, tid: int) -> Task | None:
+        task = self.tasks.get(tid)
+        if task is not None:
+            return task
+        try:
+            status = procfs.task_status(tid)
+        except OSError:
+            return None
+        process = self.processes.get(status.tgid)
+        if process is None:
+            process = self._start_process(status.tgid, ppid=status.ppid)
+            if process is None:
+                return None
+        task = Task(tid, process)
+        self.tasks[tid] = task
+        process.tids.add(tid)
+        return task
+
+    def _start_process(self, pid: int, ppid: int | None = None, launching: bool = False,
+                       argv: list[str] | None = None) -> Process | None:
+        try:
+            pidfd = os.pidfd_open(pid)
+            argv = argv or procfs.cmdline(pid)
+            if ppid is None:
+                ppid = procfs.task_status(pid).ppid
+        except OSError:
+            return None
+        process = Process(pid, pidfd, launching=launching)
+        self.processes[pid] = process
+        self.pidfds[pidfd] = process
+        self.epoll.register(pidfd, select.EPOLLIN)
+        parent = self.processes.get(ppid)
+        self.recorder.process_started(pid, ppid, argv, parent_known=parent is not None)
+        if parent is not None and parent is not process:
+            self._inherit_fds(process, parent)
+        return process
+
+    def _inherit_fds(self, child: Process, parent: Process) -> None:
+        """A fork child starts with its parent's view of every fd it still has."""
+        for fd, c in sorted(parent.fds.items()):
+            try:
+                st = os.stat(f"/proc/{child.pid}/fd/{fd}")
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) == c.identity:
+                child.fds[fd] = c
+                self.recorder.fd_classified(child.pid, fd, c, inherited=True)
+
+    def process_exited(self, process: Process) -> None:
+        """Its pidfd became readable: every thread is gone."""
+        for tid in list(process.tids):
+            self._forget_task(tid)
+        for parked in [p for q in self.queues.values() for p in q if p.task.process is process]:
+            self._abandon(parked)
+        status = _kernel.pidfd_exit_status(process.pidfd)
+        if status is None:
+            status = procfs.zombie_wait_status(process.pid)
+        if status is None and process.exit_code is not None:
+            status = process.exit_code << 8
+        self.epoll.unregister(process.pidfd)
+        del self.pidfds[process.pidfd]
+        os.close(process.pidfd)
+        if self.processes.get(process.pid) is process:
+            del self.processes[process.pid]
+        self.recorder.process_ended(process.pid, status)
+
+    def _forget_task(self, tid: int) -> None:
+        task = self.tasks.pop(tid, None)
+        if task is not None:
+            task.process.tids.discard(tid)
+
+    # ------------------------------------------------------------------ descriptors
+
+    def open_fd(self, process: Process, fd: int) -> OpenFd:
+        """The target's fd for one call: a duplicate, classified (cached)."""
+        try:
+            dup = kernel.duplicate_fd(process.pidfd, fd)
+        except OSError as e:
+            raise Immediate(-errno.EBADF if e.errno == errno.EBADF else -e.errno)
+        try:
+            st = os.fstat(dup)
+            identity = (st.st_dev, st.st_ino)
+            c = process.fds.get(fd)
+            if c is None or c.identity != identity or _endpoints_incomplete(c):
+                c = self._classify(process, fd, dup, previous=c)
+            flags = fcntl.fcntl(dup, fcntl.F_GETFL)
+        except BaseException:
+            os.close(dup)
+            raise
+        return OpenFd(fd, dup, c.io_mode, flags, identity)
+
+    def _classify(self, process: Process, fd: int, dup: int, previous: Classification | None) -> Classification:
+        c = classify(kernel.fd_facts(process.pid, fd, dup))
+        process.fds[fd] = c
+        if previous is not None and previous.identity == c.identity:
+            if previous != c:
+                self.recorder.fd_reclassified(process.pid, fd, c)
+        else:
+            self.recorder.fd_classified(process.pid, fd, c)
+        return c
+
+    def _drop_fd(self, process: Process, fd: int, seq: int | None) -> None:
+        if process.fds.pop(fd, None) is not None:
+            self.recorder.fd_closed(process.pid, fd, seq)
+
+    # ------------------------------------------------------------------ data calls
+
+    def on_data(self, n: Notification, spec, task: Task, seq: int) -> None:
+        process = task.process
+        kind = syscalls.call_kind(spec, n.args)
+        text = call_text(spec, n.args)
+        caller = Caller(n.tid, process.pid, n.id, self.listener)
+        builder = Builder(spec, n.args, caller, process.pidfd, lambda fd: self.open_fd(process, fd), self.scratch)
+        try:
+            op = builder.build()
+        except Immediate as answer:
+            self.listener.answer(n.id, answer.value)
+            legs = None
+            fd = as_int(n.args[0])
+            if answer.value != -errno.EBADF and fd in process.fds:
+                legs = [Leg(fd, "in" if spec.direction is syscalls.Direction.IN else "out", 0)]
+            self.recorder.data_call(process.pid, n.tid, seq, spec.name, kind, text, legs, answer.value, True)
+            return
+        except Passthrough as passthrough:
+            self.listener.let_through(n.id)
+            direction = "in" if spec.direction is syscalls.Direction.IN else "out"
+            legs = [Leg(fd, direction, 0) for fd in passthrough.fds]
+            self.recorder.data_call(process.pid, n.tid, seq, spec.name, kind, text, legs, None, False)
+            return
+        parked = Parked(n, task, op, seq, spec, kind, text, op.order_key())
+        queue = self.queues.get(parked.key)
+        if op.blocking and queue:
+            queue.append(parked)  # a blocked call on the same file came first
+            self._poke_waiter()
+            return
+        self._run(parked)
+
+    def _run(self, parked: Parked) -> bool:
+        """Attempt; complete or (re)park.  True when completed."""
+        result = parked.op.attempt()
+        if result is None:
+            self._park(parked)
+            return False
+        self._complete(parked, result)
+        return True
+
+    def _complete(self, parked: Parked, result: int) -> None:
+        op, n = parked.op, parked.notification
+        parked.finished = True
+        self._unpark(parked)
+        if op.sigpipe:
+            self._send_signal(n.tid, parked.task.process.pid, signal.SIGPIPE)
+        op.release()  # before the answer: the target may close the fd next
+        self.listener.answer(n.id, result)
+        self.recorder.data_call(
+            parked.task.process.pid, n.tid, parked.seq, parked.syscall.name, parked.kind, parked.text,
+            op.legs(result), result, True,
+        )
+
+    def _send_signal(self, tid: int, tgid: int, sig: int) -> None:
+        try:
+            _kernel.tgkill(tgid, tid, sig)
+        except OSError:
+            pass
+
+    # ------------------------------------------------------------------ parking
+
+    def _park(self, parked: Parked) -> None:
+        queue = self.queues.setdefault(parked.key, collections.deque())
+        if parked not in queue:
+            queue.append(parked)
+            if parked.op.deadline is None:
+                self._arm_timeout(parked.op)
+        fd, events = parked.op.wait
+        if parked.registered_fd is not None and parked.registered_fd != fd:
+            self._unregister(parked)
+        if parked.registered_fd is None:
+            self.epoll.register(fd, events | select.EPOLLONESHOT)
+            parked.registered_fd = fd
+            self.parked_by_fd[fd] = parked
+        else:
+            self.epoll.modify(fd, events | select.EPOLLONESHOT)
+        self._poke_waiter()
+
+    def _arm_timeout(self, op: Operation) -> None:
+        option = op.timeout_option()
+        if option is None or option[0].mode not in (IoMode.STREAM, IoMode.DATAGRAM):
+            return
+        f, name = option
+        s = socket.socket(fileno=f.dup)
+        try:
+            raw = s.getsockopt(socket.SOL_SOCKET, name, 16)
+        finally:
+            s.detach()
+        seconds, microseconds = struct.unpack("=qq", raw)
+        if seconds or microseconds:
+            op.timeout_set = True
+            op.deadline = time.monotonic() + seconds + microseconds / 1e6
+
+    def _unregister(self, parked: Parked) -> None:
+        if parked.registered_fd is not None:
+            try:
+                self.epoll.unregister(parked.registered_fd)
+            except OSError:
+                pass
+            self.parked_by_fd.pop(parked.registered_fd, None)
+            parked.registered_fd = None
+
+    def _unpark(self, parked: Parked) -> None:
+        self._unregister(parked)
+        queue = self.queues.get(parked.key)
+        if queue and parked in queue:
+            was_head = queue[0] is parked
+            queue.remove(parked)
+            if not queue:
+                del self.queues[parked.key]
+            elif was_head:
+                self._advance(parked.key)
+
+    def _advance(self, key) -> None:
+        """The head of a queue left: let the next call try."""
+        queue = self.queues.get(key)
+        if queue:
+            head = queue[0]
+            if head.registered_fd is None:
+                self._run(head)
+
+    def _poke_waiter(self) -> None:
+        os.eventfd_write(self.wakeup, 1)
+
+    def wait_forever(self) -> None:
+        """Runs in its own thread: readiness, signals, deadlines, exits."""
+        last_tick = time.monotonic()
+        while True:
+            with self.lock:
+                if self.stopping or (not self.receiving and not self.pidfds):
+                    return
+                timeout = TICK if self.queues else 1.0
+            events = self.epoll.poll(timeout)
+            with self.lock:
+                for fd, _ in events:
+                    if fd == self.wakeup:
+                        try:
+                            os.eventfd_read(self.wakeup)
+                        except BlockingIOError:
+                            pass
+                    elif fd in self.pidfds:
+                        self.process_exited(self.pidfds[fd])
+                    elif fd in self.parked_by_fd:
+                        parked = self.parked_by_fd.pop(fd)
+                        parked.registered_fd = None
+                        try:
+                            self.epoll.unregister(fd)
+                        except OSError:
+                            pass
+                        if not parked.finished and self._is_head(parked):
+                            self._run(parked)
+                now = time.monotonic()
+                if self.queues and now - last_tick >= TICK:
+                    last_tick = now
+                    self._check_parked(now)
+
+    def _abandon(self, parked: Parked) -> None:
+        """The caller died while its call waited: nothing to answer."""
+        if not parked.finished:
+            parked.finished = True
+            self._unpark(parked)
+            parked.op.release()
+
+    def _is_head(self, parked: Parked) -> bool:
+        queue = self.queues.get(parked.key)
+        return bool(queue) and queue[0] is parked
+
+    def _check_parked(self, now: float) -> None:
+        for parked in [p for q in self.queues.values() for p in q]:
+            if parked.finished:
+                continue
+            n = parked.notification
+            if not self.listener.still_waiting(n.id):
+                self._abandon(parked)  # the task was killed
+                continue
+            op = parked.op
+            if op.deadline is not None and now >= op.deadline:
+                self._complete(parked, op.timed_out())
+                continue
+            try:
+                status = procfs.task_status(n.tid)
+            except OSError:
+                continue
+            if status.deliverable:
+                self._deliver_signal(parked, status, now)
+
+    def _deliver_signal(self, parked: Parked, status: procfs.TaskStatus, now: float) -> None:
+        """Answer so that the kernel delivers the pending signal: the handler
+        runs, and the call restarts or fails with EINTR as it would natively."""
+        answer = parked.op.interrupted()
+        restart_code = -516 <= answer <= -ERESTARTSYS
+        # A restart code reaches user space as errno 512 unless the thread has
+        # TIF_SIGPENDING: certain for a signal sent to this thread, or to a
+        # process with one thread (kernel-facts §2.2 step 6).
+        certain = status.pending & ~status.blocked or status.threads == 1
+        if not restart_code or certain:
+            self._complete(parked, answer)
+            return
+        # A signal for a multi-threaded process: PTRACE_INTERRUPT sets
+        # TIF_SIGPENDING on this thread; if another thread takes the signal,
+        # the call is restarted, invisibly, as natively it goes on waiting.
+        tid = parked.notification.tid
+        try:
+            _kernel.ptrace_interrupt(tid)
+        except OSError:
+            # Already traced by a debugger: wait until the signal has stayed
+            # pending long enough that this thread must be the one chosen.
+            if parked.restart_pending is None:
+                parked.restart_pending = now
+            elif now - parked.restart_pending > 0.05:
+                self._complete(parked, answer)
+            return
+        self._complete(parked, answer)
+        _kernel.ptrace_release(tid, PTRACE_WAIT_MS)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def on_fd_new(self, n: Notification, spec, task: Task, seq: int) -> None:
+        fields = _lifecycle_fields(spec, n, task)
+        self.listener.let_through(n.id)
+        self.recorder.other_call(task.process.pid, n.tid, seq, spec.name, _describe(spec, fields), None, **fields)
+
+    def on_fd_replace(self, n: Notification, spec, task: Task, seq: int) -> None:
+        old, new = as_int(spec.arg("fd", n.args)), as_int(spec.arg("newfd", n.args))
+        if old != new and new >= 0:
+            self._drop_fd(task.process, new, seq)
+        self.listener.let_through(n.id)
+        self.recorder.other_call(task.process.pid, n.tid, seq, spec.name, f"{spec.name}({old}, {new})", None,
+                                 fd=old, newfd=new)
+
+    def on_fd_close(self, n: Notification, spec, task: Task, seq: int) -> None:
+        process = task.process
+        if spec.name == "close":
+            fd = as_int(n.args[0])
+            self._drop_fd(process, fd, seq)
+            text, fields = f"close({fd})", {"fd": fd}
+        else:
+            first, last, flags = n.args[0] & 0xFFFFFFFF, n.args[1] & 0xFFFFFFFF, n.args[2]
+            if not flags & CLOSE_RANGE_CLOEXEC:
+                for fd in [fd for fd in process.fds if first <= fd <= last]:
+                    self._drop_fd(process, fd, seq)
+            text, fields = f"close_range({first}, {last}, {flags:#x})", {"first": first, "last": last}
+        self.listener.let_through(n.id)
+        self.recorder.other_call(process.pid, n.tid, seq, spec.name, text, None, **fields)
+
+    def on_socket_op(self, n: Notification, spec, task: Task, seq: int) -> None:
+        fields = _lifecycle_fields(spec, n, task)
+        self.listener.let_through(n.id)
+        self.recorder.other_call(task.process.pid, n.tid, seq, spec.name, _describe(spec, fields), None, **fields)
+
+    def on_spawn(self, n: Notification, spec, task: Task, seq: int) -> None:
+        self.listener.let_through(n.id)
+        self.recorder.other_call(task.process.pid, n.tid, seq, spec.name, f"{spec.name}(...)", None)
+
+    def on_exit(self, n: Notification, spec, task: Task, seq: int) -> None:
+        code = n.args[0] & 0xFF
+        if spec.name == "exit_group":
+            task.process.exit_code = code
+        self.listener.let_through(n.id)
+        self.recorder.other_call(task.process.pid, n.tid, seq, spec.name, f"{spec.name}({code})", None, code=code)
+        if spec.name == "exit":
+            self._forget_task(n.tid)
+
+    def on_refused(self, n: Notification, spec, task: Task, seq: int) -> None:
+        self.listener.answer(n.id, -errno.ENOSYS)
+        self.recorder.refused_call(task.process.pid, n.tid, seq, spec.name, -errno.ENOSYS)
+
+    def on_exec(self, n: Notification, spec, task: Task, seq: int) -> None:
+        process = task.process
+        tid = n.tid
+        try:
+            path = kernel.read_string(tid, spec.arg("path", n.args)).decode("utf-8", "surrogateescape")
+            argv = kernel.read_string_array(tid, spec.arg("argv", n.args))
+            image = _image_fingerprint(tid)
+        except OSError:
+            self.listener.let_through(n.id)
+            return
+        process.exec_attempt = ExecAttempt(tid, path, argv, image)
+        self.listener.let_through(n.id)
+        if not process.launching:
+            self.recorder.other_call(process.pid, tid, seq, spec.name, f"{spec.name}({path!r}, {argv})", None,
+                                     path=path, argv=argv)
+
+    def _settle_exec(self, task: Task) -> None:
+        """Did the pending execve replace the image?  Asked at the process's
+        next call: a new image has a new auxv and new AT_RANDOM bytes."""
+        process = task.process
+        attempt = process.exec_attempt
+        try:
+            image = _image_fingerprint(task.tid)
+        except OSError:
+            return
+        if image == attempt.image:
+            if task.tid == attempt.tid:
+                process.exec_attempt = None  # it returned: the exec failed
+                if not process.launching:
+                    self.recorder.exec_failed(process.pid, task.tid, attempt.path)
+            return
+        process.exec_attempt = None
+        # The exec'ing thread now has the process's pid; the others are gone.
+        for tid in list(process.tids):
+            if tid != task.tid:
+                self._forget_task(tid)
+        was_launching = process.launching
+        process.launching = False
+        self.recorder.process_exec(process.pid, task.tid, attempt.path, attempt.argv)
+        if was_launching:
+            return
+        for fd, c in list(process.fds.items()):
+            try:
+                st = os.stat(f"/proc/{process.pid}/fd/{fd}")
+                still_there = (st.st_dev, st.st_ino) == c.identity
+            except OSError:
+                still_there = False
+            if not still_there:
+                self._drop_fd(process, fd, None)
+
+    # ------------------------------------------------------------------ end
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopping = True
+        self._poke_waiter()
+
+    def release_all(self) -> None:
+        """After the run: give back whatever is still held."""
+        with self.lock:
+            for parked in [p for q in self.queues.values() for p in q]:
+                self._abandon(parked)
+            self.queues.clear()
+
+
+def _endpoints_incomplete(c: Classification) -> bool:
+    """A socket not yet connected (or bound) is looked at again on each use."""
+    return c.io_mode in (IoMode.STREAM, IoMode.DATAGRAM, IoMode.PASSTHROUGH) and c.fd_class.value == "net" and (
+        c.remote is None or (c.local or "").endswith(":0")
+    )
+
+
+def _image_fingerprint(tid: int) -> bytes:
+    auxv = procfs.auxv(tid)
+    for i in range(0, len(auxv) - 15, 16):
+        key, value = struct.unpack_from("=QQ", auxv, i)
+        if key == AT_RANDOM:
+            return auxv + kernel.read_memory(tid, value, 16)
+    return auxv
+
+
+def _lifecycle_fields(spec, n: Notification, task: Task) -> dict:
+    """What a lifecycle call's arguments say, read from the target's memory."""
+    a = dict(zip(spec.args, n.args))
+    fields: dict = {}
+    tid = n.tid
+    try:
+        if "path" in a and a["path"]:
+            fields["path"] = kernel.read_string(tid, a["path"]).decode("utf-8", "surrogateescape")
+        if "addr" in a and a["addr"] and spec.name in ("connect", "bind"):
+            from .classify import format_sockaddr
+
+            size = min(a["addrlen"] & 0xFFFFFFFF, 128)
+            fields["address"] = format_sockaddr(kernel.read_memory(tid, a["addr"], size))
+    except OSError:
+        pass
+    if "fd" in a:
+        fields["fd"] = as_int(a["fd"])
+    if spec.name in ("socket", "socketpair"):
+        fields.update(domain=a["domain"], type=a["type"] & 0xF, protocol=a["protocol"])
+    return fields
+
+
+def _describe(spec, fields: dict) -> str:
+    inner = ", ".join(f"{k}={v!r}" for k, v in fields.items())
+    return f"{spec.name}({inner})"

@@ -1,0 +1,192 @@
+"""Kernel plumbing in Python spelling: the seccomp listener, target memory,
+descriptors of the target, and the facts classification needs.
+
+Thin on purpose: each function does one kernel thing.  Decisions live in
+classify, ledger, emulate and engine.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import struct
+
+import attrs
+
+from . import _kernel, procfs
+from .classify import FdFacts, SocketFacts
+
+SECCOMP_USER_NOTIF_FLAG_CONTINUE = 1
+SECCOMP_ADDFD_FLAG_SETFD = 1
+SECCOMP_ADDFD_FLAG_SEND = 2
+AUDIT_ARCH_X86_64 = 0xC000003E
+
+# The highest user address + 1 on x86_64 with 4-level paging: the kernel's
+# access_ok() refuses a buffer that reaches past it with EFAULT, before any I/O.
+TASK_SIZE_MAX = (1 << 47) - 4096
+# The most one read or write moves (INT_MAX rounded down to a page).
+MAX_RW_COUNT = 0x7FFFF000
+UIO_MAXIOV = 1024
+
+ERESTARTSYS = 512
+
+
+@attrs.frozen
+class Notification:
+    id: int
+    tid: int
+    nr: int
+    arch: int
+    ip: int
+    args: tuple[int, int, int, int, int, int]
+
+
+class TargetGone(Exception):
+    """The notification is no longer valid: the task died or was killed."""
+
+
+class Listener:
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def receive(self) -> Notification:
+        nid, tid, nr, arch, ip, args = _kernel.notif_recv(self.fd)
+        return Notification(nid, tid, nr, arch, ip, args)
+
+    def answer(self, nid: int, value: int) -> bool:
+        """Return value >= 0, or -errno.  False when the task is gone."""
+        try:
+            if value < 0:
+                _kernel.notif_send(self.fd, nid, 0, value, 0)
+            else:
+                _kernel.notif_send(self.fd, nid, value, 0, 0)
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                return False
+            raise
+        return True
+
+    def let_through(self, nid: int) -> bool:
+        """SECCOMP_USER_NOTIF_FLAG_CONTINUE: the kernel runs the call itself."""
+        try:
+            _kernel.notif_send(self.fd, nid, 0, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE)
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                return False
+            raise
+        return True
+
+    def still_waiting(self, nid: int) -> bool:
+        return _kernel.notif_id_valid(self.fd, nid)
+
+    def install_fd(self, nid: int, local_fd: int, cloexec: bool) -> int:
+        """Put a copy of local_fd into the notifying task; returns its number there."""
+        return _kernel.notif_addfd(self.fd, nid, local_fd, 0, os.O_CLOEXEC if cloexec else 0, 0)
+
+    def set_sync_wakeup(self) -> bool:
+        return _kernel.notif_set_sync_wakeup(self.fd)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+# -- target memory ----------------------------------------------------------------
+
+
+def access_ok(address: int, size: int) -> bool:
+    return size == 0 or (address + size <= TASK_SIZE_MAX and address + size >= address)
+
+
+def read_memory(tid: int, address: int, size: int) -> bytes:
+    """Exactly size bytes, or OSError(EFAULT)."""
+    if size == 0:
+        return b""
+    data = _kernel.vm_read(tid, [(address, size)])
+    if len(data) != size:
+        raise OSError(errno.EFAULT, "short read of target memory")
+    return data
+
+
+def write_memory(tid: int, address: int, data: bytes) -> None:
+    if data and _kernel.vm_write(tid, [(address, len(data))], data) != len(data):
+        raise OSError(errno.EFAULT, "short write to target memory")
+
+
+def read_u32(tid: int, address: int) -> int:
+    return struct.unpack("=I", read_memory(tid, address, 4))[0]
+
+
+def read_u64(tid: int, address: int) -> int:
+    return struct.unpack("=Q", read_memory(tid, address, 8))[0]
+
+
+def read_i64(tid: int, address: int) -> int:
+    return struct.unpack("=q", read_memory(tid, address, 8))[0]
+
+
+def write_u32(tid: int, address: int, value: int) -> None:
+    write_memory(tid, address, struct.pack("=I", value))
+
+
+def write_i64(tid: int, address: int, value: int) -> None:
+    write_memory(tid, address, struct.pack("=q", value))
+
+
+def read_string(tid: int, address: int, limit: int = 4096) -> bytes:
+    """A NUL-terminated string, read a page at a time so that a string ending
+    just before an unmapped page is still read."""
+    out = b""
+    while len(out) < limit:
+        room = 4096 - (address + len(out)) % 4096
+        chunk = _kernel.vm_read(tid, [(address + len(out), room)])
+        end = chunk.find(b"\0")
+        if end >= 0:
+            return out + chunk[:end]
+        out += chunk
+        if len(chunk) < room:
+            break
+    return out[:limit]
+
+
+def read_string_array(tid: int, address: int, limit: int = 256) -> list[str]:
+    """argv-style: pointers up to a NULL pointer."""
+    items = []
+    while address and len(items) < limit:
+        pointer = read_u64(tid, address + 8 * len(items))
+        if pointer == 0:
+            break
+        items.append(read_string(tid, pointer).decode("utf-8", "surrogateescape"))
+    return items
+
+
+def read_iovecs(tid: int, address: int, count: int) -> list[tuple[int, int]]:
+    raw = read_memory(tid, address, 16 * count)
+    return [struct.unpack_from("=QQ", raw, 16 * i) for i in range(count)]
+
+
+# -- the target's descriptors ---------------------------------------------------------
+
+
+def duplicate_fd(pidfd: int, fd: int) -> int:
+    """A copy, in the supervisor, of the target's fd: the same open file description."""
+    return _kernel.pidfd_getfd(pidfd, fd)
+
+
+def fd_facts(pid: int, fd: int, dup: int) -> FdFacts:
+    st = os.fstat(dup)
+    try:
+        link = procfs.fd_link(pid, fd)
+    except OSError:
+        link = ""
+    socket_facts = None
+    if stat.S_ISSOCK(st.st_mode):
+        family, type_, protocol, local, remote = _kernel.socket_facts(dup)
+        socket_facts = SocketFacts(family, type_, protocol, local, remote)
+    is_tty = stat.S_ISCHR(st.st_mode) and os.isatty(dup)
+    return FdFacts(link, st.st_mode, st.st_rdev, st.st_dev, st.st_ino, is_tty, socket_facts)
+
+
+def file_identity(dup: int) -> tuple[int, int]:
+    st = os.fstat(dup)
+    return (st.st_dev, st.st_ino)

@@ -1,0 +1,96 @@
+"""Everything superv reads from /proc, one small function per fact.
+
+Callers pass the pid or tid the kernel gave them; /proc/<tid>/... answers for
+threads too, although readdir of /proc does not list them.  Errors are the
+OSError of the read (ESRCH/ENOENT when the task is gone): callers decide.
+"""
+
+from __future__ import annotations
+
+import os
+
+import attrs
+
+
+@attrs.frozen
+class TaskStatus:
+    """The fields of /proc/<tid>/status that superv uses."""
+
+    tid: int
+    tgid: int
+    ppid: int
+    threads: int
+    pending: int  # SigPnd: signals sent to this thread
+    shared_pending: int  # ShdPnd: signals sent to the whole process
+    blocked: int  # SigBlk
+    ignored: int  # SigIgn
+    state: str  # the letter: R, S, D, T, Z...
+
+    @property
+    def deliverable(self) -> int:
+        """Pending signals this thread does not block."""
+        return (self.pending | self.shared_pending) & ~self.blocked
+
+
+def _read_text(path: str) -> str:
+    with open(path, "rb") as f:
+        return f.read().decode("utf-8", "replace")
+
+
+def task_status(tid: int) -> TaskStatus:
+    fields = {}
+    for line in _read_text(f"/proc/{tid}/status").splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return TaskStatus(
+        tid=int(fields["Pid"]),
+        tgid=int(fields["Tgid"]),
+        ppid=int(fields["PPid"]),
+        threads=int(fields["Threads"]),
+        pending=int(fields["SigPnd"], 16),
+        shared_pending=int(fields["ShdPnd"], 16),
+        blocked=int(fields["SigBlk"], 16),
+        ignored=int(fields["SigIgn"], 16),
+        state=fields["State"][:1],
+    )
+
+
+def cmdline(pid: int) -> list[str]:
+    raw = _read_text(f"/proc/{pid}/cmdline")
+    return raw.split("\0")[:-1] if raw.endswith("\0") else raw.split("\0")
+
+
+def fd_link(pid: int, fd: int) -> str:
+    """What /proc/<pid>/fd/<fd> points at: a path, socket:[ino], pipe:[ino], anon_inode:..."""
+    return os.readlink(f"/proc/{pid}/fd/{fd}")
+
+
+def fd_numbers(pid: int) -> list[int]:
+    return sorted(int(name) for name in os.listdir(f"/proc/{pid}/fd"))
+
+
+def auxv(pid: int) -> bytes:
+    with open(f"/proc/{pid}/auxv", "rb") as f:
+        return f.read()
+
+
+def zombie_wait_status(pid: int) -> int | None:
+    """The wait status a zombie will report (field 52 of stat), else None."""
+    try:
+        stat = _read_text(f"/proc/{pid}/stat")
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] != "Z" or len(fields) < 50:
+        return None
+    return int(fields[49])
+
+
+def cwd(pid: int) -> str:
+    return os.readlink(f"/proc/{pid}/cwd")
+
+
+def signal_number_set(mask: int) -> list[int]:
+    """Signal numbers in a /proc signal mask (bit n-1 is signal n)."""
+    return [bit + 1 for bit in range(64) if mask >> bit & 1]

@@ -1,0 +1,242 @@
+"""Where records go: events.jsonl (streamed), the per-process logs, --trace.
+
+The engine calls these methods under its lock; they keep the ledger and
+write the outputs.  Lines are written whole, in batches, so a run that is
+killed leaves only complete JSON lines behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from . import reports
+from .classify import Classification, FdClass
+from .ledger import Leg, Ledger, LegTotals
+
+SCHEMA = 1
+EVENT_BATCH = 512  # lines kept before a write
+ROW_BATCH = 4096  # per-process log rows kept before a write
+
+
+class LineFile:
+    """Appends whole lines to a file, in batches."""
+
+    def __init__(self, path: str, first_line: str | None = None):
+        self.path = path
+        self.pending: list[str] = []
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        if first_line is not None:
+            self.pending.append(first_line)
+
+    def add(self, line: str, batch: int) -> None:
+        self.pending.append(line)
+        if len(self.pending) >= batch:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        data = ("\n".join(self.pending) + "\n").encode()
+        self.pending.clear()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+
+    def close(self) -> None:
+        self.flush()
+        os.close(self.fd)
+
+
+class Recorder:
+    def __init__(self, out_dir: str, trace=None):
+        self.out_dir = out_dir
+        self.ledger = Ledger()
+        self.events = LineFile(os.path.join(out_dir, "events.jsonl"))
+        self.trace = trace  # a text stream, or None
+        self.rows: dict[int, list[str]] = {}  # pid -> log rows not yet written
+        self.logs_started: set[int] = set()
+        self._heartbeat_seen: dict[tuple[int, int], tuple[int, int]] = {}
+
+    # -- low level ------------------------------------------------------------
+
+    def _event(self, event_type: str, pid: int, seq: int | None = None, **fields) -> None:
+        record = {"schema": SCHEMA, "type": event_type, "seq": seq, "mono": time.monotonic(), "wall": time.time(), "pid": pid}
+        record.update(fields)
+        self.events.add(json.dumps(record, separators=(",", ":")), EVENT_BATCH)
+
+    def note(self, pid: int, text: str) -> None:
+        if self.trace is not None:
+            self.trace.write(reports.trace_note(pid, text) + "\n")
+            self.trace.flush()
+
+    def _trace_call(self, pid: int, fd_class: FdClass | None, call: str, result: int | None) -> None:
+        if self.trace is not None:
+            self.trace.write(reports.trace_call(pid, fd_class, call, result) + "\n")
+            self.trace.flush()
+
+    # -- processes ---------------------------------------------------------------
+
+    def process_started(self, pid: int, ppid: int, argv: list[str], parent_known: bool) -> None:
+        self.ledger.process_started(pid, ppid, argv, time.time())
+        self._event("fork" if parent_known else "process", pid, ppid=ppid, argv=argv)
+        self.note(pid, f"process {pid} started, parent {ppid}: {' '.join(argv)}")
+
+    def process_exec(self, pid: int, tid: int, path: str, argv: list[str]) -> None:
+        self.ledger.process_exec(pid, argv)
+        self._event("exec", pid, tid=tid, path=path, argv=argv)
+        self.note(pid, f"exec {path} {argv}")
+
+    def exec_failed(self, pid: int, tid: int, path: str) -> None:
+        self._event("exec_failed", pid, tid=tid, path=path)
+        self.note(pid, f"exec {path} failed")
+
+    def process_ended(self, pid: int, wait_status: int | None) -> None:
+        self.ledger.process_ended(pid, wait_status, time.time())
+        self._event("exit", pid, status=reports.shell_status(wait_status), exit=reports.describe_status(wait_status))
+        self.note(pid, f"exit: {reports.describe_status(wait_status)}")
+
+    # -- descriptors ----------------------------------------------------------------
+
+    def fd_classified(self, pid: int, fd: int, c: Classification, inherited: bool = False) -> None:
+        self.ledger.fd_opened(pid, fd, c)
+        self._event(
+            "fd",
+            pid,
+            fd=fd,
+            **{"class": c.fd_class.value},
+            detail=c.describe(),
+            local=c.local,
+            remote=c.remote,
+            path=c.path,
+            inode=c.identity[1],
+            inherited=inherited,
+        )
+        how = "inherited" if inherited else "classified"
+        self.note(pid, f"fd {fd} {how}: {c.fd_class.value} ({c.describe()})")
+
+    def fd_reclassified(self, pid: int, fd: int, c: Classification) -> None:
+        self.ledger.fd_reclassified(pid, fd, c)
+        self._event("fd_update", pid, fd=fd, detail=c.describe(), local=c.local, remote=c.remote)
+
+    def fd_closed(self, pid: int, fd: int, seq: int | None) -> None:
+        stats = self.ledger.fd_closed(pid, fd)
+        if stats is not None:
+            self._event(
+                "fd_closed", pid, seq, fd=fd, **{"class": stats.fd_class.value}, bytes_in=stats.bytes_in, bytes_out=stats.bytes_out
+            )
+            self.note(pid, f"fd {fd} closed ({stats.fd_class.value}: in {stats.bytes_in}, out {stats.bytes_out})")
+
+    # -- calls ------------------------------------------------------------------------
+
+    def data_call(
+        self,
+        pid: int,
+        tid: int,
+        seq: int,
+        syscall: str,
+        kind: str,
+        call_text: str,
+        legs: list[Leg] | None,
+        result: int | None,
+        exact: bool,
+    ) -> None:
+        """legs is None when the call failed before any fd was known (EBADF)."""
+        wall = time.time()
+        totals: list[LegTotals] = self.ledger.data_call(pid, kind, legs, exact) if legs else []
+        first = totals[0].stats if totals else None
+        fd_class = first.fd_class if first else None
+        record = {
+            "syscall": syscall,
+            "kind": kind,
+            "tid": tid,
+            "fd": totals[0].fd if totals else None,
+            "class": fd_class.value if fd_class else None,
+            "detail": first.classification.describe() if first else None,
+            "result": result,
+            "exact": exact,
+        }
+        if totals:
+            record["fd_in"] = totals[0].bytes_in
+            record["fd_out"] = totals[0].bytes_out
+        if len(totals) > 1:
+            record["fds"] = [
+                {"fd": t.fd, "class": t.stats.fd_class.value, "fd_in": t.bytes_in, "fd_out": t.bytes_out} for t in totals
+            ]
+        self._event("call", pid, seq, **record)
+        self._trace_call(pid, fd_class, call_text, result)
+        for t in totals:
+            if t.stats.fd_class is FdClass.NET:
+                size = result if result is not None else 0
+                self._log_row(pid, reports.log_row(kind, t.fd, pid, seq, wall, size, t.bytes_in, t.bytes_out))
+
+    def other_call(self, pid: int, tid: int, seq: int, syscall: str, call_text: str, result: int | None, **fields) -> None:
+        self._event("call", pid, seq, syscall=syscall, kind=syscall, tid=tid, result=result, **fields)
+        self._trace_call(pid, None, call_text, result)
+
+    def refused_call(self, pid: int, tid: int, seq: int, syscall: str, result: int) -> None:
+        self.ledger.refused_call(pid)
+        self._event("call", pid, seq, syscall=syscall, kind=syscall, tid=tid, result=result, refused=True)
+        self._trace_call(pid, None, f"{syscall}(...)", result)
+        self.note(pid, f"{syscall} refused: it would move data the supervisor cannot see")
+
+    def internal_error(self, pid: int, where: str, error: BaseException) -> None:
+        self._event("superv_error", pid, where=where, error=repr(error))
+        import sys
+
+        print(f"superv: internal error in {where}: {error!r} (the call was let through)", file=sys.stderr)
+
+    def signal_forwarded(self, pid: int, sig: int) -> None:
+        self._event("signal", pid, signal=reports.signal_name(sig))
+        self.note(pid, f"forwarded {reports.signal_name(sig)}")
+
+    def _log_row(self, pid: int, row: str) -> None:
+        rows = self.rows.setdefault(pid, [])
+        rows.append(row)
+        if len(rows) >= ROW_BATCH:
+            self._write_rows(pid)
+
+    def _write_rows(self, pid: int) -> None:
+        path = self.log_path(pid)
+        lines = self.rows.pop(pid, [])
+        if pid not in self.logs_started:
+            self.logs_started.add(pid)
+            lines.insert(0, reports.LOG_HEADER)
+            mode = "w"
+        else:
+            mode = "a"
+        with open(path, mode) as f:
+            f.write("".join(line + "\n" for line in lines))
+
+    def log_path(self, pid: int) -> str:
+        return os.path.join(self.out_dir, f"{pid}.log")
+
+    # -- periodic and final ------------------------------------------------------------------
+
+    def heartbeat(self) -> None:
+        """A sample of every open fd that moved bytes since the last one."""
+        for p in self.ledger.processes.values():
+            for fd in p.open_fds.values():
+                key = (p.pid, fd.fd)
+                now = (fd.bytes_in, fd.bytes_out)
+                if fd.calls and self._heartbeat_seen.get(key) != now:
+                    self._heartbeat_seen[key] = now
+                    self._event("sample", p.pid, fd=fd.fd, **{"class": fd.fd_class.value}, fd_in=now[0], fd_out=now[1])
+        self.events.flush()
+
+    def write_logs(self) -> None:
+        for pid, process in self.ledger.processes.items():
+            if pid in self.rows or pid not in self.logs_started:
+                self._write_rows(pid)
+            with open(self.log_path(pid), "a") as f:
+                f.write(reports.log_sections(process))
+
+    def write_summary(self, run: dict) -> None:
+        path = os.path.join(self.out_dir, "summary.json")
+        with open(path, "w") as f:
+            json.dump(reports.summary(self.ledger, run), f, indent=2)
+            f.write("\n")
+
+    def close(self) -> None:
+        self.events.close()
