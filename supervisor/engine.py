@@ -54,6 +54,20 @@ class Process:
 class Task:
     tid: int
     process: Process
+    outcome: "PendingOutcome | None" = None
+
+
+@attrs.define
+class PendingOutcome:
+    """A continued lifecycle call whose result is learnt at the thread's next
+    call, when the kernel has run it: the new fds in the fd table, the pair
+    written to pipe()'s array, a socket's peer after connect()."""
+
+    seq: int
+    syscall: syscalls.Syscall
+    fields: dict
+    fds_before: frozenset[int] | None = None
+    pair_address: int = 0
 
 
 @attrs.frozen
@@ -142,6 +156,8 @@ class Supervisor:
             self.listener.let_through(n.id)
             return
         process = task.process
+        if task.outcome is not None:
+            self._settle_outcome(task)
         if process.exec_attempt is not None:
             self._settle_exec(task)
         if process.launching and spec.handling is not Handling.EXEC:
@@ -224,8 +240,14 @@ class Supervisor:
 
     def _forget_task(self, tid: int) -> None:
         task = self.tasks.pop(tid, None)
-        if task is not None:
-            task.process.tids.discard(tid)
+        if task is None:
+            return
+        task.process.tids.discard(tid)
+        outcome = task.outcome
+        if outcome is not None:  # the thread never called again: no way to learn the result
+            outcome.fields["outcome"] = "unknown"
+            self.recorder.other_call(task.process.pid, tid, outcome.seq, outcome.syscall.name,
+                                     _describe(outcome.syscall, outcome.fields), None, **outcome.fields)
 
     # ------------------------------------------------------------------ descriptors
 
@@ -481,16 +503,59 @@ class Supervisor:
 
     def on_fd_new(self, n: Notification, spec, task: Task, seq: int) -> None:
         fields = _lifecycle_fields(spec, n, task)
+        outcome = PendingOutcome(seq, spec, fields)
+        if spec.name in ("pipe", "pipe2", "socketpair"):
+            outcome.pair_address = spec.arg("fds" if spec.name != "socketpair" else "sv", n.args)
+        try:
+            outcome.fds_before = frozenset(procfs.fd_numbers(task.process.pid))
+        except OSError:
+            pass
+        task.outcome = outcome
         self.listener.let_through(n.id)
-        self.recorder.other_call(task.process.pid, n.tid, seq, spec.name, _describe(spec, fields), None, **fields)
 
     def on_fd_replace(self, n: Notification, spec, task: Task, seq: int) -> None:
         old, new = as_int(spec.arg("fd", n.args)), as_int(spec.arg("newfd", n.args))
         if old != new and new >= 0:
             self._drop_fd(task.process, new, seq)
+        task.outcome = PendingOutcome(seq, spec, {"fd": old, "newfd": new})
         self.listener.let_through(n.id)
-        self.recorder.other_call(task.process.pid, n.tid, seq, spec.name, f"{spec.name}({old}, {new})", None,
-                                 fd=old, newfd=new)
+
+    def _settle_outcome(self, task: Task) -> None:
+        """Record a continued lifecycle call with what it turned out to do."""
+        outcome, task.outcome = task.outcome, None
+        spec, fields, pid = outcome.syscall, outcome.fields, task.process.pid
+        result = None
+        try:
+            if outcome.pair_address:
+                pair = list(struct.unpack("=ii", kernel.read_memory(task.tid, outcome.pair_address, 8)))
+                if outcome.fds_before is not None and all(
+                    fd not in outcome.fds_before and os.path.lexists(f"/proc/{pid}/fd/{fd}") for fd in pair
+                ):
+                    result, fields["fds"] = 0, pair
+            elif spec.handling is Handling.FD_REPLACE:
+                if _same_file(pid, fields["fd"], fields["newfd"]):
+                    result = fields["newfd"]
+            elif spec.name == "connect":
+                result = self._connect_outcome(task.process, fields["fd"])
+            elif outcome.fds_before is not None:
+                new = sorted(set(procfs.fd_numbers(pid)) - outcome.fds_before)
+                if new:
+                    result = new[0]
+        except OSError:
+            pass
+        if result is None:
+            fields["outcome"] = "unknown" if spec.name == "connect" else "failed"
+        self.recorder.other_call(pid, task.tid, outcome.seq, spec.name, _describe(spec, fields), result, **fields)
+
+    def _connect_outcome(self, process: Process, fd: int) -> int | None:
+        """0 once the socket has a peer; None while in progress or failed
+        (SO_ERROR would tell, but reading it clears it for the program)."""
+        dup = kernel.duplicate_fd(process.pidfd, fd)
+        try:
+            remote = _kernel.socket_facts(dup)[4]
+        finally:
+            os.close(dup)
+        return 0 if remote else None
 
     def on_fd_close(self, n: Notification, spec, task: Task, seq: int) -> None:
         process = task.process
@@ -510,6 +575,9 @@ class Supervisor:
     def on_socket_op(self, n: Notification, spec, task: Task, seq: int) -> None:
         fields = _lifecycle_fields(spec, n, task)
         self.listener.let_through(n.id)
+        if spec.name == "connect":
+            task.outcome = PendingOutcome(seq, spec, fields)
+            return
         self.recorder.other_call(task.process.pid, n.tid, seq, spec.name, _describe(spec, fields), None, **fields)
 
     def on_spawn(self, n: Notification, spec, task: Task, seq: int) -> None:
@@ -592,6 +660,11 @@ class Supervisor:
             for parked in [p for q in self.queues.values() for p in q]:
                 self._abandon(parked)
             self.queues.clear()
+
+
+def _same_file(pid: int, fd_a: int, fd_b: int) -> bool:
+    a, b = os.stat(f"/proc/{pid}/fd/{fd_a}"), os.stat(f"/proc/{pid}/fd/{fd_b}")
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def _endpoints_incomplete(c: Classification) -> bool:

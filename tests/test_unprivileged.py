@@ -1,0 +1,142 @@
+"""Acceptance 7: superv works for an ordinary user.
+
+As root, the test drops to uid/gid 65534 (nobody) with setpriv and runs a
+staged copy of superv (package, dependencies and launcher) with a Python that
+user can execute; as a non-root user it runs superv as it is.
+"""
+
+import importlib
+import importlib.metadata
+import json
+import re
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import SUPERV
+
+NOBODY = 65534
+
+
+def _runtime_modules() -> set[str]:
+    """Top-level modules of superv and of everything it needs at run time."""
+    modules, seen, todo = {"superv"}, set(), ["superv"]
+    while todo:
+        dist = importlib.metadata.distribution(todo.pop())
+        for requirement in dist.requires or []:
+            if "extra ==" in requirement:
+                continue
+            name = re.match(r"[A-Za-z0-9_.-]+", requirement)[0]
+            if name.lower() in seen:
+                continue
+            seen.add(name.lower())
+            try:  # a requirement for other platforms (cffi on Windows) is not installed
+                files = importlib.metadata.distribution(name).files or []
+            except importlib.metadata.PackageNotFoundError:
+                continue
+            todo.append(name)
+            for file in files:
+                top = file.parts[0]
+                if len(file.parts) > 1 and not top.endswith((".dist-info", ".egg-info")) and top not in ("..", "bin", "__pycache__"):
+                    modules.add(top)
+                elif len(file.parts) == 1 and top.endswith((".py", ".so")):
+                    modules.add(top.split(".")[0])
+    return modules
+
+
+def _accessible_python() -> str:
+    """A python3 of our version that uid 65534 can run (the venv's may live under /root)."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for candidate in (f"/usr/bin/{version}", f"/usr/local/bin/{version}", sys.executable):
+        probe = subprocess.run(
+            ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", candidate, "-c", "print(1)"],
+            capture_output=True,
+        )
+        if probe.returncode == 0:
+            return candidate
+    raise AssertionError(f"no {version} that uid {NOBODY} can execute")
+
+
+def _stage(root: Path) -> Path:
+    """Copy superv and its dependencies where any user can read them."""
+    site = root / "site"
+    site.mkdir()
+    for name in sorted(_runtime_modules()):
+        module = importlib.import_module(name)
+        source = Path(module.__file__)
+        if source.name == "__init__.py":
+            shutil.copytree(source.parent, site / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, site / source.name)
+    return site
+
+
+@pytest.fixture
+def public_dir():
+    path = Path(tempfile.mkdtemp(prefix="superv-unpriv-", dir="/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_runs_as_ordinary_user(prog, public_dir):
+    program = public_dir / "unpriv_io"
+    shutil.copy2(prog("unpriv_io"), program)
+    out = public_dir / "out"
+    if os.geteuid() == 0:
+        site = _stage(public_dir)
+        for path in public_dir.rglob("*"):
+            path.chmod(path.stat().st_mode | 0o444 | (0o111 if path.is_dir() else 0))
+        out.mkdir()
+        os.chown(out, NOBODY, NOBODY)
+        command = [
+            "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+            "env", f"PYTHONPATH={site}", f"HOME={public_dir}",
+            _accessible_python(), "-m", "superv", "run", "-q", "-o", str(out), "--", str(program),
+        ]
+        expected_uid = NOBODY
+    else:
+        command = [*SUPERV, "run", "-q", "-o", str(out), "--", str(program)]
+        expected_uid = os.getuid()
+    done = subprocess.run(command, capture_output=True, timeout=120, cwd=public_dir)
+    assert done.returncode == 0, done.stderr.decode()
+    fields = dict(item.split("=") for item in done.stdout.decode().split())
+    assert int(fields["uid"]) == expected_uid
+    assert fields["socket_in"] == "5000" and fields["pipe_in"] == "5000"
+
+    summary = json.loads((out / "summary.json").read_text())
+    parent = next(p for p in summary["processes"] if p["pid"] == int(fields["pid"]))
+    child = next(p for p in summary["processes"] if p["ppid"] == parent["pid"])
+    assert parent["classes"]["net"]["bytes_in"] == 5000
+    # The internal pipe carried 5000 bytes each way; stdout (fd 1, a pipe to
+    # this test) carried the report line.
+    pipe_fds = {fd["fd"]: fd for fd in parent["fds"] if fd["class"] == "pipe"}
+    assert pipe_fds.pop(1)["bytes_out"] == len(done.stdout)
+    assert sorted((fd["bytes_in"], fd["bytes_out"]) for fd in pipe_fds.values()) == [(0, 5000), (5000, 0)]
+    assert child["classes"]["net"]["bytes_out"] == 5000
+    assert child["classes"]["net"]["kinds"]["write"] == {"calls": 5, "bytes": 5000}
+    assert summary["inexact_calls"] == 0
+
+
+def test_unprivileged_user_cannot_write_reports_to_root_folder(public_dir):
+    """A failure path for the ordinary user: an unwritable --out gives 125 and one line."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make a folder the test user cannot write")
+    site = _stage(public_dir)
+    for path in public_dir.rglob("*"):
+        path.chmod(path.stat().st_mode | 0o444 | (0o111 if path.is_dir() else 0))
+    locked = public_dir / "locked"
+    locked.mkdir(mode=0o755)
+    done = subprocess.run(
+        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "env", f"PYTHONPATH={site}",
+         _accessible_python(), "-m", "superv", "run", "-o", str(locked / "out"), "--", "/bin/true"],
+        capture_output=True, timeout=60,
+    )
+    assert done.returncode == 125
+    lines = done.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "cannot write reports" in lines[0] and str(locked / "out") in lines[0]
