@@ -19,7 +19,7 @@ import time
 
 import trio
 
-from . import __version__, launch, reports
+from . import __version__, features, launch, reports
 from .engine import Supervisor
 from .recorder import Recorder
 
@@ -136,6 +136,10 @@ def open_trace(target: str | None):
 
 
 def run(options, program: list[str], superv_argv: list[str]) -> int:
+    refusal = features.check_running_kernel()
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return EXIT_SUPERV_FAILURE
     try:
         path = launch.resolve_program(program[0])
         out_dir = prepare_out_dir(options.out or default_out_dir(program[0]))
@@ -212,6 +216,8 @@ async def _control(supervisor: Supervisor, pid: int, pidfd: int, threads, interv
         await trio.lowlevel.wait_readable(pidfd)
         _, wait_status = os.waitpid(pid, 0)
         os.close(pidfd)
+        with supervisor.lock:
+            supervisor.root_status = wait_status
         # The run ends when no traced process is left, not when the first one exits.
         for t in threads:
             await trio.to_thread.run_sync(t.join)

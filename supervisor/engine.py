@@ -110,6 +110,7 @@ class Supervisor:
         self.pidfds: dict[int, Process] = {}
         self.receiving = True
         self.stopping = False
+        self.root_status: int | None = None  # set by whoever reaps the root
         self.sync_wakeup = listener.set_sync_wakeup()
         self.handlers = {
             Handling.DATA: self.on_data,
@@ -160,8 +161,11 @@ class Supervisor:
             self._settle_outcome(task)
         if process.exec_attempt is not None:
             self._settle_exec(task)
-        if process.launching and spec.handling is not Handling.EXEC:
-            self.listener.let_through(n.id)  # the launcher's own close() before its execve
+        if process.launching:  # superv's launcher: its close() and execve() are not the target's
+            if spec.handling is Handling.EXEC:
+                self.on_exec(n, spec, task, None)
+            else:
+                self.listener.let_through(n.id)
             return
         seq = self.recorder.ledger.processes[process.pid].take_seq()
         try:
@@ -226,17 +230,27 @@ class Supervisor:
             self._forget_task(tid)
         for parked in [p for q in self.queues.values() for p in q if p.task.process is process]:
             self._abandon(parked)
-        status = _kernel.pidfd_exit_status(process.pidfd)
-        if status is None:
-            status = procfs.zombie_wait_status(process.pid)
-        if status is None and process.exit_code is not None:
-            status = process.exit_code << 8
+        status = self._final_status(process)
         self.epoll.unregister(process.pidfd)
         del self.pidfds[process.pidfd]
         os.close(process.pidfd)
         if self.processes.get(process.pid) is process:
             del self.processes[process.pid]
         self.recorder.process_ended(process.pid, status)
+
+    def _final_status(self, process: Process) -> int | None:
+        """The wait status: from the pidfd once reaped, from /proc while
+        unreaped; the two may both miss for the instant of the reaping."""
+        if process.pid == self.root_pid and self.root_status is not None:
+            return self.root_status
+        for _ in range(50):
+            status = _kernel.pidfd_exit_status(process.pidfd)
+            if status is None:
+                status = procfs.zombie_wait_status(process.pid)
+            if status is not None:
+                return status
+            time.sleep(0.0005)
+        return None if process.exit_code is None else process.exit_code << 8
 
     def _forget_task(self, tid: int) -> None:
         task = self.tasks.pop(tid, None)
@@ -701,7 +715,7 @@ def _lifecycle_fields(spec, n: Notification, task: Task) -> dict:
     if "fd" in a:
         fields["fd"] = as_int(a["fd"])
     if spec.name in ("socket", "socketpair"):
-        fields.update(domain=a["domain"], type=a["type"] & 0xF, protocol=a["protocol"])
+        fields.update(domain=a["domain"], socket_type=a["type"] & 0xF, protocol=a["protocol"])
     return fields
 
 

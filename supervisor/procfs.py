@@ -75,14 +75,14 @@ def auxv(pid: int) -> bytes:
 
 
 def zombie_wait_status(pid: int) -> int | None:
-    """The wait status a zombie will report (field 52 of stat), else None."""
+    """The wait status a dead, unreaped process will report (field 52 of stat), else None."""
     try:
         stat = _read_text(f"/proc/{pid}/stat")
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
     fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] != "Z" or len(fields) < 50:
+    if fields[0] not in ("Z", "X") or len(fields) < 50:
         return None
     return int(fields[49])
 

@@ -16,6 +16,7 @@ from .classify import Classification, FdClass
 from .ledger import Leg, Ledger, LegTotals
 
 SCHEMA = 1
+ENVELOPE = ("schema", "type", "seq", "mono", "wall", "pid")  # keys every event has
 EVENT_BATCH = 512  # lines kept before a write
 ROW_BATCH = 4096  # per-process log rows kept before a write
 
@@ -63,6 +64,9 @@ class Recorder:
 
     def _event(self, event_type: str, pid: int, seq: int | None = None, **fields) -> None:
         record = {"schema": SCHEMA, "type": event_type, "seq": seq, "mono": time.monotonic(), "wall": time.time(), "pid": pid}
+        clash = set(fields) & set(ENVELOPE)
+        if clash:
+            raise ValueError(f"event fields {sorted(clash)} would overwrite the envelope")
         record.update(fields)
         self.events.add(json.dumps(record, separators=(",", ":")), EVENT_BATCH)
 

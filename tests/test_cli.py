@@ -1,0 +1,124 @@
+"""The command line around a run: options, --trace, the heartbeat, the exit
+table, the default report folder, and superv's own failures (exit 125)."""
+
+import json
+import os
+import re
+import subprocess
+
+from conftest import SUPERV
+
+
+def test_trace_to_a_file_shows_classified_calls_and_lifecycle(prog, superv, tmp_path):
+    trace = tmp_path / "trace.txt"
+    run = superv([prog("unpriv_io")], options=(f"--trace={trace}",))
+    assert run.returncode == 0
+    lines = trace.read_text().splitlines()
+    parent = int(re.search(rb"pid=(\d+)", run.stdout)[1])
+    child = next(p["pid"] for p in run.processes() if p["ppid"] == parent)
+    # The seed's format: [pid] [ NET] read(fd, size) = result
+    reads = [line for line in lines if line.startswith(f"[{parent}] [ NET] read(")]
+    assert reads and all(re.fullmatch(rf"\[{parent}\] \[ NET\] read\(\d+, 4096\) = \d+", line) for line in reads)
+    assert sum(int(line.rsplit("= ", 1)[1]) for line in reads) == 5000
+    assert any(re.fullmatch(rf"\[{child}\] \[ NET\] write\(\d+, 1234\) = 1234", line) for line in lines)
+    assert any(re.fullmatch(rf"\[{parent}\] \[PIPE\] write\(\d+, \d+\) = \d+", line) for line in lines)
+    assert any(f"[{parent}]  fd" in line and "classified: net (unix-stream" in line for line in lines)
+    assert any(line.startswith(f"[{child}]  process {child} started, parent {parent}") for line in lines)
+    assert any(line.startswith(f"[{parent}]  exec ") for line in lines)
+    assert any(line == f"[{child}]  exit: exited 0" for line in lines)
+    assert any(re.fullmatch(rf"\[{parent}\] socketpair\(.*\) = 0", line) for line in lines)
+    assert run.stderr == b""  # -q, and the trace went to the file
+
+
+def test_trace_on_stderr_and_exit_table(prog, tmp_path):
+    done = subprocess.run([*SUPERV, "run", "-o", str(tmp_path / "o"), "--trace", "--", prog("unpriv_io")],
+                          capture_output=True, timeout=60)
+    assert done.returncode == 0
+    err = done.stderr.decode()
+    assert re.search(r"^\[\d+\] \[ NET\] read\(\d+, 4096\) = \d+$", err, re.M)
+    table = err[re.search(r"^pid +class", err, re.M).start():].splitlines()
+    assert re.fullmatch(r"pid +class +calls +bytes in +bytes out", table[0])
+    assert any(re.fullmatch(r"\d+ +net +\d+ +5000 +0", row) for row in table[1:])
+    assert f"superv: reports in {tmp_path / 'o'}" in err
+
+
+def test_quiet_prints_nothing_of_its_own(prog, superv):
+    run = superv([prog("unpriv_io")])
+    assert run.returncode == 0 and run.stderr == b""
+
+
+def test_default_report_folder_is_named_by_time_and_program(prog, tmp_path):
+    done = subprocess.run([*SUPERV, "run", "-q", "--", prog("unpriv_io")], cwd=tmp_path, capture_output=True,
+                          timeout=60)
+    assert done.returncode == 0
+    (folder,) = os.listdir(tmp_path / "superv-out")
+    assert re.fullmatch(r"\d{8}-\d{6}-unpriv_io", folder)
+    assert (tmp_path / "superv-out" / folder / "summary.json").exists()
+
+
+def test_heartbeat_samples_active_fds(prog, superv):
+    run = superv([prog("slow_stream"), "12", "50"], options=("--interval", "0.1"))
+    assert run.returncode == 0
+    writer = next(p for p in run.processes() if p["ppid"] != os.getpid() and p["classes"].get("pipe", {}).get("bytes_out"))
+    samples = [e for e in run.events if e["type"] == "sample" and e["pid"] == writer["pid"]]
+    assert len(samples) >= 3
+    outs = [s["fd_out"] for s in samples]
+    assert outs == sorted(outs) and outs[0] < outs[-1] <= 1200
+    assert all(s["class"] == "pipe" and s["fd_in"] == 0 for s in samples)
+    # Samples cover open fds; the final count is in the fd's close (or exit).
+    assert writer["classes"]["pipe"]["bytes_out"] == 1200
+
+
+def test_events_stream_has_the_documented_fields(prog, superv):
+    run = superv([prog("unpriv_io")])
+    events = run.events
+    for e in events:
+        assert e["schema"] == 1
+        assert {"type", "seq", "mono", "wall", "pid"} <= set(e)
+    calls = [e for e in events if e["type"] == "call" and e["kind"] == "read" and e["class"] == "net"]
+    assert calls
+    for e in calls:
+        assert {"tid", "syscall", "fd", "detail", "result", "exact", "fd_in", "fd_out"} <= set(e)
+        assert e["exact"] is True
+    assert calls[-1]["fd_in"] == 5000
+    # Per process, seq numbers are unique and start at 0.
+    by_pid = {}
+    for e in events:
+        if e["type"] == "call":
+            by_pid.setdefault(e["pid"], []).append(e["seq"])
+    for seqs in by_pid.values():
+        assert sorted(seqs) == list(range(len(seqs)))
+    kinds = {e["type"] for e in events}
+    assert {"process", "fork", "exec", "fd", "fd_closed", "call", "exit"} <= kinds
+
+
+def test_unwritable_report_folder_is_refused_with_125(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    done = subprocess.run([*SUPERV, "run", "-o", str(blocker / "out"), "--", "/bin/true"], capture_output=True,
+                          timeout=60)
+    assert done.returncode == 125
+    assert done.stderr.decode().strip() == f"superv: cannot write reports to {blocker / 'out'}: Not a directory"
+
+
+def test_unwritable_trace_file_is_refused_with_125(tmp_path):
+    done = subprocess.run([*SUPERV, "run", "-o", str(tmp_path / "o"), f"--trace={tmp_path}/no/such/dir/t",
+                           "--", "/bin/true"], capture_output=True, timeout=60)
+    assert done.returncode == 125
+    assert "cannot write the trace" in done.stderr.decode()
+
+
+def test_superv_under_superv_refuses_cleanly(superv, tmp_path):
+    """A second listener in one filter chain is EBUSY (kernel-facts Q1e): the
+    inner superv cannot install its filter and says so, with status 125."""
+    inner = [*SUPERV, "run", "-q", "-o", str(tmp_path / "inner"), "--", "/bin/true"]
+    run = superv(inner)
+    assert run.returncode == 125
+    assert b"cannot install the seccomp filter: Device or resource busy" in run.stderr
+    assert json.loads((run.out / "summary.json").read_text())["exit_status"] == 125
+
+
+def test_bad_interval_is_a_usage_error(tmp_path):
+    done = subprocess.run([*SUPERV, "run", "--interval", "0", "--", "/bin/true"], capture_output=True, timeout=60)
+    assert done.returncode == 125
+    assert b"must be more than 0" in done.stderr
