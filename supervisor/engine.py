@@ -37,6 +37,7 @@ TICK = 0.010  # how often parked calls are checked for signals (kernel-facts Q12
 PTRACE_WAIT_MS = 200
 AT_RANDOM = 25
 CLOSE_RANGE_CLOEXEC = 4
+CLONE_THREAD = 0x10000
 
 
 @attrs.define(eq=False)
@@ -68,6 +69,8 @@ class PendingOutcome:
     fields: dict
     fds_before: frozenset[int] | None = None
     pair_address: int = 0
+    spawned_before: frozenset[int] | None = None  # children, or threads for CLONE_THREAD
+    new_thread: bool = False
 
 
 @attrs.frozen
@@ -551,6 +554,8 @@ class Supervisor:
                     result = fields["newfd"]
             elif spec.name == "connect":
                 result = self._connect_outcome(task.process, fields["fd"])
+            elif spec.handling is Handling.SPAWN:
+                result = self._spawn_outcome(task, outcome)
             elif outcome.fds_before is not None:
                 new = sorted(set(procfs.fd_numbers(pid)) - outcome.fds_before)
                 if new:
@@ -558,8 +563,24 @@ class Supervisor:
         except OSError:
             pass
         if result is None:
-            fields["outcome"] = "unknown" if spec.name == "connect" else "failed"
+            # A new fd that is not in the table means the call failed; a
+            # child already reaped, or a connect in progress, tells nothing.
+            fields["outcome"] = "failed" if spec.handling in (Handling.FD_NEW, Handling.FD_REPLACE) else "unknown"
         self.recorder.other_call(pid, task.tid, outcome.seq, spec.name, _describe(spec, fields), result, **fields)
+
+    def _spawn_outcome(self, task: Task, outcome: PendingOutcome) -> int | None:
+        """The new child's pid (or thread's tid).  A child is taken in now,
+        so that one that dies before any traced call still has its record."""
+        if outcome.spawned_before is None:
+            return None
+        pid = task.process.pid
+        now = procfs.thread_ids(pid) if outcome.new_thread else procfs.children(pid, task.tid)
+        new = sorted(now - outcome.spawned_before)
+        if not new:
+            return None
+        if not outcome.new_thread:
+            self._task_for(new[0])
+        return new[0]
 
     def _connect_outcome(self, process: Process, fd: int) -> int | None:
         """0 once the socket has a peer; None while in progress or failed
@@ -595,8 +616,22 @@ class Supervisor:
         self.recorder.other_call(task.process.pid, n.tid, seq, spec.name, _describe(spec, fields), None, **fields)
 
     def on_spawn(self, n: Notification, spec, task: Task, seq: int) -> None:
+        """Let it run; at the caller's next call, the new pid (or tid) is the result."""
+        pid = task.process.pid
+        outcome = PendingOutcome(seq, spec, {})
+        try:
+            flags = spec.arg("flags", n.args) if spec.name == "clone" else 0
+            if spec.name == "clone3":
+                flags = kernel.read_u64(n.tid, spec.arg("args", n.args))
+            outcome.new_thread = bool(flags & CLONE_THREAD)
+            outcome.fields["flags"] = f"{flags:#x}"
+            outcome.spawned_before = frozenset(
+                procfs.thread_ids(pid) if outcome.new_thread else procfs.children(pid, n.tid)
+            )
+        except OSError:
+            pass
+        task.outcome = outcome
         self.listener.let_through(n.id)
-        self.recorder.other_call(task.process.pid, n.tid, seq, spec.name, f"{spec.name}(...)", None)
 
     def on_exit(self, n: Notification, spec, task: Task, seq: int) -> None:
         code = n.args[0] & 0xFF

@@ -94,3 +94,12 @@ def cwd(pid: int) -> str:
 def signal_number_set(mask: int) -> list[int]:
     """Signal numbers in a /proc signal mask (bit n-1 is signal n)."""
     return [bit + 1 for bit in range(64) if mask >> bit & 1]
+
+
+def children(pid: int, tid: int) -> set[int]:
+    """Processes forked by this thread (CONFIG_PROC_CHILDREN)."""
+    return {int(x) for x in _read_text(f"/proc/{pid}/task/{tid}/children").split()}
+
+
+def thread_ids(pid: int) -> set[int]:
+    return {int(name) for name in os.listdir(f"/proc/{pid}/task")}
