@@ -41,7 +41,7 @@ from .emulate import (
     translate_sent_fds,
 )
 from .kernel import MAX_RW_COUNT, UIO_MAXIOV, access_ok
-from .syscalls import Direction, Layout, Syscall
+from .syscalls import Direction, Layout, Syscall, as_int, as_ssize
 
 O_PATH = 0o10000000
 MSGHDR = struct.Struct("=QI4xQQQQi4x")  # name, namelen, iov, iovlen, control, controllen, flags
@@ -62,16 +62,6 @@ class Passthrough(Exception):
     def __init__(self, fds: list[int]):
         super().__init__(fds)
         self.fds = fds
-
-
-def as_int(value: int) -> int:
-    """A C int argument from the 64-bit register value."""
-    value &= 0xFFFFFFFF
-    return value - (1 << 32) if value >= 1 << 31 else value
-
-
-def as_ssize(value: int) -> int:
-    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 class Builder:
@@ -365,20 +355,3 @@ _BUILDERS = {
     Layout.COPY_RANGE: _copy_range,
     Layout.VMSPLICE: _vmsplice,
 }
-
-
-def call_text(syscall: Syscall, args, fds: list[int] | None = None) -> str:
-    """strace-like: read(7, 2048) names the fd and the size asked."""
-    a = dict(zip(syscall.args, args))
-    layout = syscall.layout
-    if layout in (Layout.BUF, Layout.BUF_AT):
-        return f"{syscall.name}({as_int(a['fd'])}, {a['count']})"
-    if layout in (Layout.SOCK,):
-        return f"{syscall.name}({as_int(a['fd'])}, {a['len']}, {as_int(a['flags']):#x})"
-    if layout in (Layout.SENDFILE,):
-        return f"{syscall.name}({as_int(a['out_fd'])}, {as_int(a['in_fd'])}, {a['count']})"
-    if layout in (Layout.SPLICE, Layout.TEE, Layout.COPY_RANGE):
-        return f"{syscall.name}({as_int(a['fd_in'])}, {as_int(a['fd_out'])}, {a['len']})"
-    if "fd" in a:
-        return f"{syscall.name}({as_int(a['fd'])}, ...)"
-    return f"{syscall.name}(...)"

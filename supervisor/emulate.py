@@ -30,18 +30,20 @@ from .classify import IoMode
 from .kernel import ERESTARTSYS
 from .ledger import Leg
 
+# Plain ints: socket.MSG_* are IntFlag members, and flag arithmetic on
+# those costs microseconds per call.
 CHUNK = 1 << 20  # the most bytes moved in one step: bounds the memory of a call
 SPLICE_F_NONBLOCK = 2
 F_SETPIPE_SZ = 1031
 F_GETPIPE_SZ = 1032
 FIONREAD = 0x541B
 RWF_NOWAIT = 0x08
-MSG_PEEK = socket.MSG_PEEK
-MSG_TRUNC = socket.MSG_TRUNC
-MSG_DONTWAIT = socket.MSG_DONTWAIT
-MSG_WAITALL = socket.MSG_WAITALL
-MSG_NOSIGNAL = socket.MSG_NOSIGNAL
-MSG_OOB = socket.MSG_OOB
+MSG_PEEK = int(socket.MSG_PEEK)
+MSG_TRUNC = int(socket.MSG_TRUNC)
+MSG_DONTWAIT = int(socket.MSG_DONTWAIT)
+MSG_WAITALL = int(socket.MSG_WAITALL)
+MSG_NOSIGNAL = int(socket.MSG_NOSIGNAL)
+MSG_OOB = int(socket.MSG_OOB)
 MSG_ERRQUEUE = 0x2000
 MSG_CMSG_CLOEXEC = 0x40000000
 MSG_WAITFORONE = 0x10000

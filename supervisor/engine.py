@@ -26,12 +26,12 @@ import attrs
 
 from . import _kernel, kernel, procfs, syscalls
 from .classify import Classification, IoMode, classify
-from .datacalls import Builder, Immediate, Passthrough, as_int, call_text
+from .datacalls import Builder, Immediate, Passthrough
 from .emulate import Caller, OpenFd, Operation, Scratch
 from .kernel import ERESTARTSYS, Listener, Notification
 from .ledger import Leg
 from .recorder import Recorder
-from .syscalls import Handling
+from .syscalls import Handling, as_int
 
 TICK = 0.010  # how often parked calls are checked for signals (kernel-facts Q12: 10 ms)
 PTRACE_WAIT_MS = 200
@@ -89,7 +89,6 @@ class Parked:
     seq: int
     syscall: syscalls.Syscall
     kind: str
-    text: str
     key: object
     registered_fd: int | None = None
     restart_pending: float | None = None  # when a process-wide signal was first seen
@@ -305,7 +304,6 @@ class Supervisor:
     def on_data(self, n: Notification, spec, task: Task, seq: int) -> None:
         process = task.process
         kind = syscalls.call_kind(spec, n.args)
-        text = call_text(spec, n.args)
         caller = Caller(n.tid, process.pid, n.id, self.listener)
         builder = Builder(spec, n.args, caller, process.pidfd, lambda fd: self.open_fd(process, fd), self.scratch)
         try:
@@ -316,15 +314,15 @@ class Supervisor:
             fd = as_int(n.args[0])
             if answer.value != -errno.EBADF and fd in process.fds:
                 legs = [Leg(fd, "in" if spec.direction is syscalls.Direction.IN else "out", 0)]
-            self.recorder.data_call(process.pid, n.tid, seq, spec.name, kind, text, legs, answer.value, True)
+            self.recorder.data_call(process.pid, n.tid, seq, spec, n.args, kind, legs, answer.value, True)
             return
         except Passthrough as passthrough:
             self.listener.let_through(n.id)
             direction = "in" if spec.direction is syscalls.Direction.IN else "out"
             legs = [Leg(fd, direction, 0) for fd in passthrough.fds]
-            self.recorder.data_call(process.pid, n.tid, seq, spec.name, kind, text, legs, None, False)
+            self.recorder.data_call(process.pid, n.tid, seq, spec, n.args, kind, legs, None, False)
             return
-        parked = Parked(n, task, op, seq, spec, kind, text, op.order_key())
+        parked = Parked(n, task, op, seq, spec, kind, op.order_key())
         queue = self.queues.get(parked.key)
         if op.blocking and queue:
             queue.append(parked)  # a blocked call on the same file came first
@@ -350,7 +348,7 @@ class Supervisor:
         op.release()  # before the answer: the target may close the fd next
         self.listener.answer(n.id, result)
         self.recorder.data_call(
-            parked.task.process.pid, n.tid, parked.seq, parked.syscall.name, parked.kind, parked.text,
+            parked.task.process.pid, n.tid, parked.seq, parked.syscall, n.args, parked.kind,
             op.legs(result), result, True,
         )
 

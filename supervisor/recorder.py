@@ -13,7 +13,8 @@ import time
 
 from . import reports
 from .classify import Classification, FdClass
-from .ledger import Leg, Ledger, LegTotals
+from .ledger import FdStats, Leg, Ledger, LegTotals
+from .syscalls import Syscall
 
 SCHEMA = 1
 ENVELOPE = ("schema", "type", "seq", "mono", "wall", "pid")  # keys every event has
@@ -59,6 +60,7 @@ class Recorder:
         self.rows: dict[int, list[str]] = {}  # pid -> log rows not yet written
         self.logs_started: set[int] = set()
         self._heartbeat_seen: dict[tuple[int, int], tuple[int, int]] = {}
+        self._fragments: dict[int, tuple[Classification, str]] = {}
 
     # -- low level ------------------------------------------------------------
 
@@ -139,9 +141,9 @@ class Recorder:
         pid: int,
         tid: int,
         seq: int,
-        syscall: str,
+        syscall: Syscall,
+        args: tuple,
         kind: str,
-        call_text: str,
         legs: list[Leg] | None,
         result: int | None,
         exact: bool,
@@ -150,30 +152,52 @@ class Recorder:
         wall = time.time()
         totals: list[LegTotals] = self.ledger.data_call(pid, kind, legs, exact) if legs else []
         first = totals[0].stats if totals else None
-        fd_class = first.fd_class if first else None
-        record = {
-            "syscall": syscall,
-            "kind": kind,
-            "tid": tid,
-            "fd": totals[0].fd if totals else None,
-            "class": fd_class.value if fd_class else None,
-            "detail": first.classification.describe() if first else None,
-            "result": result,
-            "exact": exact,
-        }
-        if totals:
-            record["fd_in"] = totals[0].bytes_in
-            record["fd_out"] = totals[0].bytes_out
-        if len(totals) > 1:
-            record["fds"] = [
-                {"fd": t.fd, "class": t.stats.fd_class.value, "fd_in": t.bytes_in, "fd_out": t.bytes_out} for t in totals
-            ]
-        self._event("call", pid, seq, **record)
-        self._trace_call(pid, fd_class, call_text, result)
+        if len(totals) == 1 and result is not None:
+            # The common case, formatted by hand: json.dumps costs more than
+            # the rest of the record (class and detail are encoded once per fd).
+            line = (
+                f'{{"schema":{SCHEMA},"type":"call","seq":{seq},"mono":{time.monotonic()!r},"wall":{wall!r},'
+                f'"pid":{pid},"syscall":"{syscall.name}","kind":"{kind}","tid":{tid},"fd":{totals[0].fd},'
+                f'{self._fd_fragment(first)},"result":{result},"exact":{"true" if exact else "false"},'
+                f'"fd_in":{first.bytes_in},"fd_out":{first.bytes_out}}}'
+            )
+            self.events.add(line, EVENT_BATCH)
+        else:
+            record = {
+                "syscall": syscall.name,
+                "kind": kind,
+                "tid": tid,
+                "fd": totals[0].fd if totals else None,
+                "class": first.fd_class.value if first else None,
+                "detail": first.classification.describe() if first else None,
+                "result": result,
+                "exact": exact,
+            }
+            if totals:
+                record["fd_in"] = totals[0].bytes_in
+                record["fd_out"] = totals[0].bytes_out
+            if len(totals) > 1:
+                record["fds"] = [
+                    {"fd": t.fd, "class": t.stats.fd_class.value, "fd_in": t.bytes_in, "fd_out": t.bytes_out}
+                    for t in totals
+                ]
+            self._event("call", pid, seq, **record)
+        if self.trace is not None:
+            self._trace_call(pid, first.fd_class if first else None, reports.call_text(syscall, args), result)
         for t in totals:
             if t.stats.fd_class is FdClass.NET:
                 size = result if result is not None else 0
                 self._log_row(pid, reports.log_row(kind, t.fd, pid, seq, wall, size, t.bytes_in, t.bytes_out))
+
+    def _fd_fragment(self, stats: FdStats) -> str:
+        key = id(stats.classification)
+        fragment = self._fragments.get(key)
+        if fragment is None or fragment[0] is not stats.classification:
+            c = stats.classification
+            text = f'"class":"{c.fd_class.value}","detail":{json.dumps(c.describe())}'
+            fragment = (c, text)
+            self._fragments[key] = fragment
+        return fragment[1]
 
     def other_call(self, pid: int, tid: int, seq: int, syscall: str, call_text: str, result: int | None, **fields) -> None:
         self._event("call", pid, seq, syscall=syscall, kind=syscall, tid=tid, result=result, **fields)

@@ -194,3 +194,20 @@ def trace_call(pid: int, fd_class: FdClass | None, call: str, result: int | None
 
 def trace_note(pid: int, text: str) -> str:
     return f"[{pid}]  {text}"
+
+
+def call_text(syscall: syscalls.Syscall, args) -> str:
+    """strace-like: read(7, 2048) names the fd and the size asked."""
+    a = dict(zip(syscall.args, args))
+    layout = syscall.layout
+    if layout in (syscalls.Layout.BUF, syscalls.Layout.BUF_AT):
+        return f"{syscall.name}({syscalls.as_int(a['fd'])}, {a['count']})"
+    if layout in (syscalls.Layout.SOCK,):
+        return f"{syscall.name}({syscalls.as_int(a['fd'])}, {a['len']}, {syscalls.as_int(a['flags']):#x})"
+    if layout in (syscalls.Layout.SENDFILE,):
+        return f"{syscall.name}({syscalls.as_int(a['out_fd'])}, {syscalls.as_int(a['in_fd'])}, {a['count']})"
+    if layout in (syscalls.Layout.SPLICE, syscalls.Layout.TEE, syscalls.Layout.COPY_RANGE):
+        return f"{syscall.name}({syscalls.as_int(a['fd_in'])}, {syscalls.as_int(a['fd_out'])}, {a['len']})"
+    if "fd" in a:
+        return f"{syscall.name}({syscalls.as_int(a['fd'])}, ...)"
+    return f"{syscall.name}(...)"

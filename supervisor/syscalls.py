@@ -154,3 +154,13 @@ def call_kind(syscall: Syscall, args: tuple[int, ...]) -> str:
     if syscall.layout is Layout.SOCK and syscall.arg("addr", args) == 0:
         return "recv" if syscall.direction is Direction.IN else "send"
     return syscall.name
+
+
+def as_int(value: int) -> int:
+    """A C int argument from the 64-bit register value."""
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def as_ssize(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
