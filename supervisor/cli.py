@@ -20,7 +20,7 @@ import time
 import trio
 
 from . import __version__, features, launch, reports
-from .engine import Supervisor
+from .engine import WAKE_SIGNAL, Supervisor
 from .recorder import Recorder
 
 EXIT_SUPERV_FAILURE = 125
@@ -152,6 +152,9 @@ def run(options, program: list[str], superv_argv: list[str]) -> int:
     # signal thread takes them with sigwaitinfo, which tells a terminal's
     # Ctrl-C (the target got it too) from a kill aimed at superv alone.
     signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
+    # stop() interrupts the receiver's blocking RECV with this signal: a
+    # handler (without SA_RESTART) makes the ioctl fail with EINTR.
+    signal.signal(WAKE_SIGNAL, lambda *_: None)
     recorder = Recorder(out_dir, trace)
     started = time.time()
     try:
@@ -210,11 +213,18 @@ def run(options, program: list[str], superv_argv: list[str]) -> int:
     return EXIT_SUPERV_FAILURE if status is None else status
 
 
-async def _control(supervisor: Supervisor, pid: int, pidfd: int, threads, interval: float) -> int:
+async def _control(supervisor: Supervisor, pid: int, pidfd: int, threads, interval: float) -> int | None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_heartbeat, supervisor, interval)
-        await trio.lowlevel.wait_readable(pidfd)
-        _, wait_status = os.waitpid(pid, 0)
+        wait_status = None
+        while wait_status is None:
+            with trio.move_on_after(0.5):
+                await trio.lowlevel.wait_readable(pidfd)
+            reaped, status = os.waitpid(pid, os.WNOHANG)
+            if reaped:
+                wait_status = status
+            elif supervisor.stopping:
+                break  # abandoned (a third signal): report what we have
         os.close(pidfd)
         with supervisor.lock:
             supervisor.root_status = wait_status
@@ -234,7 +244,8 @@ async def _heartbeat(supervisor: Supervisor, interval: float) -> None:
 
 class SignalForwarder:
     """SIGINT, SIGTERM and SIGHUP sent to superv go to the target; a second
-    one kills every traced process, so that a stuck run can always end."""
+    one kills every traced process; a third ends the run at once, whatever
+    is left, so that a stuck run can always end with its reports."""
 
     def __init__(self, supervisor: Supervisor, root_pid: int):
         self.supervisor = supervisor
@@ -244,15 +255,20 @@ class SignalForwarder:
     def run(self) -> None:
         while True:
             info = signal.sigwaitinfo(FORWARDED_SIGNALS)
-            with self.supervisor.lock:
-                self.forwarded += 1
-                if self.forwarded > 1:
-                    for pid in list(self.supervisor.processes):
-                        _kill(pid, signal.SIGKILL)
-                    continue
-                self.supervisor.recorder.signal_forwarded(self.root_pid, info.si_signo)
-            if info.si_code != SI_KERNEL:
-                _kill(self.root_pid, info.si_signo)
+            self.forwarded += 1
+            if self.forwarded == 1:
+                with self.supervisor.lock:
+                    self.supervisor.recorder.signal_forwarded(self.root_pid, info.si_signo)
+                # A terminal's Ctrl-C reached the whole process group already.
+                if info.si_code != SI_KERNEL:
+                    _kill(self.root_pid, info.si_signo)
+            elif self.forwarded == 2:
+                with self.supervisor.lock:
+                    pids = list(self.supervisor.processes)
+                for pid in pids:
+                    _kill(pid, signal.SIGKILL)
+            else:
+                self.supervisor.stop()
 
 
 def _kill(pid: int, sig: int) -> None:

@@ -61,10 +61,28 @@ class Scratch:
         except OSError:
             pass  # a lower pipe-max-size: peeks are then as large as the pipe
         self.pipe_size = _fcntl(self.pipe_w, F_GETPIPE_SZ, 0)
-        self.devnull = os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
+        self.pipe_view = memoryview(bytearray(self.pipe_size))
         # Page-aligned, so that reads of O_DIRECT files are accepted.
         self.buffer = mmap.mmap(-1, CHUNK)
         self.view = memoryview(self.buffer)
+
+
+    def take(self, count: int) -> tuple[bytes, int]:
+        """One read of up to `count` bytes from the scratch pipe, and how many
+        bytes were left behind in it; it is left empty, since stale bytes
+        there would reach the next peek of any pipe."""
+        try:
+            got = os.readv(self.pipe_r, [self.pipe_view[:count]])
+        except BlockingIOError:
+            got = 0
+        data = bytes(self.pipe_view[:got])
+        left = 0
+        try:
+            while n := os.readv(self.pipe_r, [self.pipe_view]):
+                left += n
+        except BlockingIOError:
+            pass
+        return data, left
 
 
 def _fcntl(fd: int, cmd: int, arg: int) -> int:
@@ -100,6 +118,15 @@ class Caller:
     tgid: int
     nid: int  # the notification, for ADDFD
     listener: kernel.Listener
+
+
+def socket_error_pending(fd: int) -> bool:
+    """POLLERR: the socket holds an error.  After progress, the kernel
+    returns the count and leaves the error for the next call; a further
+    send or recv here would take (and clear) it."""
+    poller = select.poll()
+    poller.register(fd, select.POLLERR)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
 
 
 def slice_iovs(iovs: list[tuple[int, int]], start: int, size: int) -> list[tuple[int, int]]:
@@ -283,12 +310,17 @@ class Source:
         self.reply: MessageReturn | None = reply
         self.peek_only = bool(sock_flags & MSG_PEEK)
         self._peeked_control = False
+        self.packets = False  # a packet-mode pipe (pipe2 O_DIRECT), seen by peek()
 
     @property
     def whole_messages(self) -> bool:
-        """Datagrams, and the stream-socket reads that are not plain byte
-        reads (urgent data, the error queue, discarding with MSG_TRUNC)."""
-        return self.fd.mode is IoMode.DATAGRAM or bool(self.sock_flags & (MSG_OOB | MSG_ERRQUEUE | MSG_TRUNC))
+        """Datagrams, packet-mode pipes (a read takes one packet), and the
+        stream-socket reads that are not plain byte reads (urgent data, the
+        error queue, discarding with MSG_TRUNC)."""
+        mode = self.fd.mode
+        if mode is IoMode.PIPE:
+            return self.packets
+        return mode is IoMode.DATAGRAM or bool(self.sock_flags & (MSG_OOB | MSG_ERRQUEUE | MSG_TRUNC))
 
     def peek(self, want: int) -> bytes:
         """Up to want bytes without consuming them (files: consumed, and
@@ -296,8 +328,7 @@ class Source:
         nothing is there yet."""
         mode = self.fd.mode
         if mode is IoMode.PIPE:
-            got = _kernel.tee(self.fd.dup, self.scratch.pipe_w, min(want, self.scratch.pipe_size), SPLICE_F_NONBLOCK)
-            return os.read(self.scratch.pipe_r, got) if got else b""
+            return self._peek_pipe(want)
         if mode is IoMode.STREAM:
             return self._receive(want, self.sock_flags | MSG_PEEK)
         view = self.scratch.view[: min(want, CHUNK)]
@@ -308,6 +339,22 @@ class Source:
             got = os.readv(self.fd.dup, [view])
         return bytes(view[:got])
 
+    def _peek_pipe(self, want: int) -> bytes:
+        """tee() into the scratch pipe, then read it back.  Packet-mode
+        buffers keep their flag through tee(): a read of the copy stops at
+        the packet's end or drops the packet's tail, which a plain pipe
+        never does.  Packet mode is only visible on the pipe's write end
+        (O_DIRECT), so this is how the reader learns it."""
+        want = min(want, self.scratch.pipe_size - 1)
+        got = _kernel.tee(self.fd.dup, self.scratch.pipe_w, want + 1, SPLICE_F_NONBLOCK)
+        if got == 0:
+            return b""
+        data, left = self.scratch.take(min(want, got))
+        if len(data) < min(want, got) or len(data) + left < got:
+            self.packets = True
+            raise PacketPipe()
+        return data
+
     def consume(self, taken: int, peeked: int) -> None:
         """Make exactly `taken` of the `peeked` bytes gone from the source."""
         mode = self.fd.mode
@@ -316,9 +363,12 @@ class Source:
                 os.lseek(self.fd.dup, -peeked, os.SEEK_CUR)
             return
         if mode is IoMode.PIPE:
+            # A read, not splice() to /dev/null: splicing from a pipe takes
+            # FMODE_NOWAIT off it for good (RWF_NOWAIT then fails with
+            # EOPNOTSUPP, for the program too), measured on 6.18.
             left = taken
             while left:
-                moved = os.splice(self.fd.dup, self.scratch.devnull, left, flags=SPLICE_F_NONBLOCK)
+                moved = os.readv(self.fd.dup, [self.scratch.view[: min(left, CHUNK)]])
                 if moved <= 0:
                     break
                 left -= moved
@@ -341,6 +391,10 @@ class Source:
 
     def receive_whole(self, want: int) -> tuple[int, bytes]:
         """One message, consumed whatever happens next (as the kernel does)."""
+        if self.fd.mode is IoMode.PIPE:
+            view = self.scratch.view[: min(want, CHUNK)]
+            got = os.preadv(self.fd.dup, [view], -1, RWF_NOWAIT)
+            return got, bytes(view[:got])
         size = want
         if want > 256 * 1024:
             # Learn the message's length first rather than allocate `want`.
@@ -368,6 +422,10 @@ class Source:
         if reply is not None:
             reply.msg_flags = (reply.msg_flags & ~MSG_TRUNC) | (msg_flags & MSG_TRUNC)
         return data
+
+
+class PacketPipe(Exception):
+    """The pipe holds packets: read it one packet at a time."""
 
 
 class Sink:
@@ -431,9 +489,13 @@ class ReadOp(Operation):
         if self.total == 0:
             return 0
         while self.progress < self.total:
+            if self.progress and self.fd.mode is IoMode.STREAM and socket_error_pending(self.fd.dup):
+                return self.progress
             want = min(self.total - self.progress, CHUNK)
             try:
                 data = self.source.peek(want)
+            except PacketPipe:
+                return self.progress or self._take_message()
             except BlockingIOError:
                 if self.progress and not self.wait_all:
                     return self.progress
@@ -477,7 +539,9 @@ class ReadOp(Operation):
         return result
 
     def legs(self, result: int) -> list[Leg]:
-        return [Leg(self.fd.fd, "in", max(result, 0))]
+        # A peek returns bytes but moves none: the totals count bytes moved.
+        moved = 0 if self.source.peek_only else max(result, 0)
+        return [Leg(self.fd.fd, "in", moved)]
 
     def order_key(self):
         return (self.fd.identity, "in")
@@ -528,6 +592,8 @@ class WriteOp(Operation):
                 self.taken += len(data)
                 self.source_fault = len(data) < want
                 self.pending = memoryview(data)
+            if self.progress and self.fd.mode is IoMode.STREAM and socket_error_pending(self.fd.dup):
+                return self.progress
             try:
                 written = self.sink.send(self.pending)
             except BlockingIOError:

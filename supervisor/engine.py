@@ -38,6 +38,9 @@ PTRACE_WAIT_MS = 200
 AT_RANDOM = 25
 CLOSE_RANGE_CLOEXEC = 4
 CLONE_THREAD = 0x10000
+# Sent to the receiver thread to interrupt its blocking RECV; the main thread
+# installs a handler for it (see cli), so the ioctl fails with EINTR.
+WAKE_SIGNAL = signal.SIGUSR2
 
 
 @attrs.define(eq=False)
@@ -113,6 +116,7 @@ class Supervisor:
         self.receiving = True
         self.stopping = False
         self.root_status: int | None = None  # set by whoever reaps the root
+        self.receiver_ident: int | None = None
         self.sync_wakeup = listener.set_sync_wakeup()
         self.handlers = {
             Handling.DATA: self.on_data,
@@ -131,21 +135,26 @@ class Supervisor:
     # ------------------------------------------------------------------ receiver
 
     def receive_forever(self) -> None:
-        """Runs in its own thread until no traced task is left."""
-        while True:
-            try:
-                notification = self.listener.receive()
-            except OSError as e:
-                if e.errno == errno.EINTR:
-                    continue
-                if e.errno == errno.ENOENT and not self._listener_hung_up():
-                    continue  # the notification vanished (its task was killed)
-                break
+        """Runs in its own thread until no traced task is left (or stop())."""
+        self.receiver_ident = threading.get_ident()
+        try:
+            while not self.stopping:
+                try:
+                    notification = self.listener.receive()
+                except OSError as e:
+                    if e.errno == errno.EINTR:
+                        continue  # stop() interrupts the wait with WAKE_SIGNAL
+                    if e.errno == errno.ENOENT and not self._listener_hung_up():
+                        continue  # the notification vanished (its task was killed)
+                    break
+                with self.lock:
+                    self.handle(notification)
+        except BaseException as error:  # a dead receiver must not leave the run hanging
+            self.recorder.internal_error(self.root_pid, "receiver", error)
+        finally:
             with self.lock:
-                self.handle(notification)
-        with self.lock:
-            self.receiving = False
-        os.eventfd_write(self.wakeup, 1)
+                self.receiving = False
+            self._poke_waiter()
 
     def _listener_hung_up(self) -> bool:
         poller = select.poll()
@@ -432,28 +441,36 @@ class Supervisor:
                     return
                 timeout = TICK if self.queues else 1.0
             events = self.epoll.poll(timeout)
-            with self.lock:
-                for fd, _ in events:
-                    if fd == self.wakeup:
-                        try:
-                            os.eventfd_read(self.wakeup)
-                        except BlockingIOError:
-                            pass
-                    elif fd in self.pidfds:
-                        self.process_exited(self.pidfds[fd])
-                    elif fd in self.parked_by_fd:
-                        parked = self.parked_by_fd.pop(fd)
-                        parked.registered_fd = None
-                        try:
-                            self.epoll.unregister(fd)
-                        except OSError:
-                            pass
-                        if not parked.finished and self._is_head(parked):
-                            self._run(parked)
-                now = time.monotonic()
-                if self.queues and now - last_tick >= TICK:
-                    last_tick = now
-                    self._check_parked(now)
+            try:
+                last_tick = self._serve(events, last_tick)
+            except Exception as error:  # keep serving the other calls
+                self.recorder.internal_error(self.root_pid, "waiter", error)
+
+    def _serve(self, events, last_tick: float) -> float:
+        """One round of the waiter: ready fds, exited processes, the tick."""
+        with self.lock:
+            for fd, _ in events:
+                if fd == self.wakeup:
+                    try:
+                        os.eventfd_read(self.wakeup)
+                    except BlockingIOError:
+                        pass
+                elif fd in self.pidfds:
+                    self.process_exited(self.pidfds[fd])
+                elif fd in self.parked_by_fd:
+                    parked = self.parked_by_fd.pop(fd)
+                    parked.registered_fd = None
+                    try:
+                        self.epoll.unregister(fd)
+                    except OSError:
+                        pass
+                    if not parked.finished and self._is_head(parked):
+                        self._run(parked)
+            now = time.monotonic()
+            if self.queues and now - last_tick >= TICK:
+                last_tick = now
+                self._check_parked(now)
+        return last_tick
 
     def _abandon(self, parked: Parked) -> None:
         """The caller died while its call waited: nothing to answer."""
@@ -697,9 +714,15 @@ class Supervisor:
     # ------------------------------------------------------------------ end
 
     def stop(self) -> None:
+        """End the run now: both threads return, whatever is still traced."""
         with self.lock:
             self.stopping = True
         self._poke_waiter()
+        if self.receiver_ident is not None:
+            try:
+                signal.pthread_kill(self.receiver_ident, WAKE_SIGNAL)
+            except (ProcessLookupError, OSError):
+                pass
 
     def release_all(self) -> None:
         """After the run: give back whatever is still held."""

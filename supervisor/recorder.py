@@ -14,12 +14,22 @@ import time
 from . import reports
 from .classify import Classification, FdClass
 from .ledger import FdStats, Leg, Ledger, LegTotals
-from .syscalls import Syscall
+from .syscalls import Layout, Syscall, as_int
+
+SOCKET_LAYOUTS = (Layout.SOCK, Layout.MSG, Layout.MMSG)
 
 SCHEMA = 1
 ENVELOPE = ("schema", "type", "seq", "mono", "wall", "pid")  # keys every event has
 EVENT_BATCH = 512  # lines kept before a write
 ROW_BATCH = 4096  # per-process log rows kept before a write
+
+
+def _socket_flags(syscall: Syscall, args: tuple) -> int | None:
+    """The MSG_* flags of a socket call, worth keeping: MSG_PEEK returns
+    bytes it does not move, MSG_TRUNC may return more than it copied."""
+    if "flags" in syscall.args and syscall.layout in SOCKET_LAYOUTS:
+        return as_int(syscall.arg("flags", args))
+    return None
 
 
 class LineFile:
@@ -152,6 +162,7 @@ class Recorder:
         wall = time.time()
         totals: list[LegTotals] = self.ledger.data_call(pid, kind, legs, exact) if legs else []
         first = totals[0].stats if totals else None
+        flags = _socket_flags(syscall, args)
         if len(totals) == 1 and result is not None:
             # The common case, formatted by hand: json.dumps costs more than
             # the rest of the record (class and detail are encoded once per fd).
@@ -159,7 +170,8 @@ class Recorder:
                 f'{{"schema":{SCHEMA},"type":"call","seq":{seq},"mono":{time.monotonic()!r},"wall":{wall!r},'
                 f'"pid":{pid},"syscall":"{syscall.name}","kind":"{kind}","tid":{tid},"fd":{totals[0].fd},'
                 f'{self._fd_fragment(first)},"result":{result},"exact":{"true" if exact else "false"},'
-                f'"fd_in":{first.bytes_in},"fd_out":{first.bytes_out}}}'
+                f'"fd_in":{first.bytes_in},"fd_out":{first.bytes_out}'
+                + ("}" if flags is None else f',"flags":{flags}}}')
             )
             self.events.add(line, EVENT_BATCH)
         else:
@@ -176,6 +188,8 @@ class Recorder:
             if totals:
                 record["fd_in"] = totals[0].bytes_in
                 record["fd_out"] = totals[0].bytes_out
+            if flags is not None:
+                record["flags"] = flags
             if len(totals) > 1:
                 record["fds"] = [
                     {"fd": t.fd, "class": t.stats.fd_class.value, "fd_in": t.bytes_in, "fd_out": t.bytes_out}
