@@ -493,11 +493,16 @@ static PyObject *k_ptrace_release(PyObject *self, PyObject *args)
         if (waitid(P_PID, tid, &si, WSTOPPED | WNOHANG | __WALL) < 0)
             break;
         if (si.si_pid == tid) {
-            /* GETSIGINFO succeeds only in a signal-delivery-stop (ptrace(2));
-             * that signal must be handed back or it is lost. */
+            /* A signal-delivery-stop reports the bare signal number, and
+             * its signal must be handed back or it is lost.  An event stop
+             * (PTRACE_EVENT_STOP from our PTRACE_INTERRUPT) reports the
+             * signal with the event in bits 8-15: detach with no signal
+             * (passing that value makes PTRACE_DETACH fail with EIO). */
             siginfo_t pending;
-            int inject = ptrace(PTRACE_GETSIGINFO, tid, 0, &pending) == 0 ? si.si_status : 0;
-            if (ptrace(PTRACE_DETACH, tid, 0, inject) == 0)
+            int plain_signal = si.si_status > 0 && si.si_status < 0x80 &&
+                               ptrace(PTRACE_GETSIGINFO, tid, 0, &pending) == 0;
+            int inject = plain_signal ? si.si_status : 0;
+            if (ptrace(PTRACE_DETACH, tid, 0, inject) == 0 || ptrace(PTRACE_DETACH, tid, 0, 0) == 0)
                 detached = 1;
             break;
         }

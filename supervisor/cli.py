@@ -93,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         if not program:
             raise UsageError("no program given: superv run [options] -- PROG [ARGS...]")
     except UsageError as e:
-        print(f"superv: {e}", file=sys.stderr)
-        print("usage: superv run [options] -- PROG [ARGS...]  (superv run --help for more)", file=sys.stderr)
+        print(f"superv: {e} (usage: superv run [options] -- PROG [ARGS...]; see superv run --help)",
+              file=sys.stderr)
         return EXIT_SUPERV_FAILURE
     status = run(options, program, args_in)
     sys.stdout.flush()
@@ -199,6 +199,7 @@ def run(options, program: list[str], superv_argv: list[str]) -> int:
                 "exit": reports.describe_status(wait_status),
                 "kernel": platform.release(),
                 "sync_wakeup": supervisor.sync_wakeup,
+                "signals_received": forwarder.received,
                 "signals_forwarded": forwarder.forwarded,
             }
             recorder.write_logs()
@@ -250,19 +251,22 @@ class SignalForwarder:
     def __init__(self, supervisor: Supervisor, root_pid: int):
         self.supervisor = supervisor
         self.root_pid = root_pid
+        self.received = 0
         self.forwarded = 0
 
     def run(self) -> None:
         while True:
             info = signal.sigwaitinfo(FORWARDED_SIGNALS)
-            self.forwarded += 1
-            if self.forwarded == 1:
-                with self.supervisor.lock:
-                    self.supervisor.recorder.signal_forwarded(self.root_pid, info.si_signo)
+            self.received += 1
+            if self.received == 1:
                 # A terminal's Ctrl-C reached the whole process group already.
-                if info.si_code != SI_KERNEL:
+                from_terminal = info.si_code == SI_KERNEL
+                if not from_terminal:
                     _kill(self.root_pid, info.si_signo)
-            elif self.forwarded == 2:
+                    self.forwarded += 1
+                with self.supervisor.lock:
+                    self.supervisor.recorder.signal_received(self.root_pid, info.si_signo, forwarded=not from_terminal)
+            elif self.received == 2:
                 with self.supervisor.lock:
                     pids = list(self.supervisor.processes)
                 for pid in pids:

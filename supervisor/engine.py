@@ -47,6 +47,7 @@ WAKE_SIGNAL = signal.SIGUSR2
 class Process:
     pid: int
     pidfd: int
+    start_time: int  # with the pid, names this process across pid reuse
     fds: dict[int, Classification] = attrs.Factory(dict)  # the classification cache
     tids: set[int] = attrs.Factory(set)
     exec_attempt: "ExecAttempt | None" = None
@@ -113,6 +114,7 @@ class Supervisor:
         self.queues: dict[object, collections.deque[Parked]] = {}
         self.parked_by_fd: dict[int, Parked] = {}
         self.pidfds: dict[int, Process] = {}
+        self.ended: dict[int, int] = {}  # pid -> start time of the process that exited with it
         self.receiving = True
         self.stopping = False
         self.root_status: int | None = None  # set by whoever reaps the root
@@ -127,6 +129,7 @@ class Supervisor:
             Handling.EXEC: self.on_exec,
             Handling.SPAWN: self.on_spawn,
             Handling.EXIT: self.on_exit,
+            Handling.REAP: self.on_reap,
             Handling.REFUSED: self.on_refused,
         }
         # Until its execve the root is superv's launcher: show what it will run.
@@ -208,17 +211,23 @@ class Supervisor:
     def _start_process(self, pid: int, ppid: int | None = None, launching: bool = False,
                        argv: list[str] | None = None) -> Process | None:
         try:
+            start_time = procfs.start_time(pid)
+            if self.ended.get(pid) == start_time:
+                return None  # a zombie we already saw exit, not a new process
             pidfd = os.pidfd_open(pid)
             argv = argv or procfs.cmdline(pid)
             if ppid is None:
                 ppid = procfs.task_status(pid).ppid
         except OSError:
             return None
-        process = Process(pid, pidfd, launching=launching)
+        process = Process(pid, pidfd, start_time, launching=launching)
         self.processes[pid] = process
         self.pidfds[pidfd] = process
         self.epoll.register(pidfd, select.EPOLLIN)
         parent = self.processes.get(ppid)
+        if not argv and parent is not None:
+            # A zombie's cmdline is empty; a fork child had its parent's argv.
+            argv = list(self.recorder.ledger.processes[parent.pid].argv)
         self.recorder.process_started(pid, ppid, argv, parent_known=parent is not None)
         if parent is not None and parent is not process:
             self._inherit_fds(process, parent)
@@ -242,6 +251,7 @@ class Supervisor:
         for parked in [p for q in self.queues.values() for p in q if p.task.process is process]:
             self._abandon(parked)
         status = self._final_status(process)
+        self.ended[process.pid] = process.start_time
         self.epoll.unregister(process.pidfd)
         del self.pidfds[process.pidfd]
         os.close(process.pidfd)
@@ -356,9 +366,12 @@ class Supervisor:
             self._send_signal(n.tid, parked.task.process.pid, signal.SIGPIPE)
         op.release()  # before the answer: the target may close the fd next
         self.listener.answer(n.id, result)
+        # A restart code is not what the program sees: it gets EINTR, or the
+        # call runs again (SA_RESTART) as a new notification, recorded then.
+        interrupted = -516 <= result <= -ERESTARTSYS
         self.recorder.data_call(
             parked.task.process.pid, n.tid, parked.seq, parked.syscall, n.args, parked.kind,
-            op.legs(result), result, True,
+            op.legs(result), None if interrupted else result, True, interrupted=interrupted,
         )
 
     def _send_signal(self, tid: int, tgid: int, sig: int) -> None:
@@ -529,7 +542,9 @@ class Supervisor:
                 self._complete(parked, answer)
             return
         self._complete(parked, answer)
-        _kernel.ptrace_release(tid, PTRACE_WAIT_MS)
+        if not _kernel.ptrace_release(tid, PTRACE_WAIT_MS) and os.path.exists(f"/proc/{tid}"):
+            self.recorder.internal_error(parked.task.process.pid, "ptrace_release",
+                                         RuntimeError(f"thread {tid} not detached"))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -571,6 +586,9 @@ class Supervisor:
                 result = self._connect_outcome(task.process, fields["fd"])
             elif spec.handling is Handling.SPAWN:
                 result = self._spawn_outcome(task, outcome)
+            elif spec.handling is Handling.REAP and outcome.spawned_before is not None:
+                gone = sorted(outcome.spawned_before - procfs.all_children(pid))
+                result = gone[0] if gone else None
             elif outcome.fds_before is not None:
                 new = sorted(set(procfs.fd_numbers(pid)) - outcome.fds_before)
                 if new:
@@ -643,6 +661,22 @@ class Supervisor:
             outcome.spawned_before = frozenset(
                 procfs.thread_ids(pid) if outcome.new_thread else procfs.children(pid, n.tid)
             )
+        except OSError:
+            pass
+        task.outcome = outcome
+        self.listener.let_through(n.id)
+
+    def on_reap(self, n: Notification, spec, task: Task, seq: int) -> None:
+        """A child that died before any traced call of its own is only seen
+        here, while it is a zombie: take it in before the wait reaps it.
+        The reaped pid is the result, learnt at the next call."""
+        pid = task.process.pid
+        outcome = PendingOutcome(seq, spec, {"id": as_int(n.args[0] if spec.name == "wait4" else n.args[1])})
+        try:
+            children = procfs.all_children(pid)
+            outcome.spawned_before = frozenset(children)
+            for child in children - self.processes.keys():
+                self._task_for(child)
         except OSError:
             pass
         task.outcome = outcome

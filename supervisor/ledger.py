@@ -62,6 +62,7 @@ class ProcessStats:
     ppid: int
     argv: list[str]
     started: float  # wall time
+    log_name: str  # "<pid>", or "<pid>-<n>" for the n-th process of a reused pid
     exit_status: int | None = None  # a wait status
     exit_code: int | None = None  # the code given to exit_group, when one was
     ended: float | None = None
@@ -100,14 +101,19 @@ class LegTotals:
 
 @attrs.define
 class Ledger:
-    processes: dict[int, ProcessStats] = attrs.Factory(dict)
+    processes: dict[int, ProcessStats] = attrs.Factory(dict)  # the process now holding each pid
+    history: list[ProcessStats] = attrs.Factory(list)  # every process of the run, in start order
     connections: dict[tuple[int, int], Connection] = attrs.Factory(dict)
 
     # -- processes ---------------------------------------------------------
 
     def process_started(self, pid: int, ppid: int, argv: list[str], when: float) -> ProcessStats:
-        stats = ProcessStats(pid=pid, ppid=ppid, argv=argv, started=when)
+        """A new process; a pid used before in the run keeps the old record."""
+        earlier = sum(1 for p in self.history if p.pid == pid)
+        log_name = f"{pid}-{earlier + 1}" if earlier else str(pid)
+        stats = ProcessStats(pid=pid, ppid=ppid, argv=argv, started=when, log_name=log_name)
         self.processes[pid] = stats
+        self.history.append(stats)
         return stats
 
     def process_exec(self, pid: int, argv: list[str]) -> None:

@@ -56,8 +56,18 @@ def task_status(tid: int) -> TaskStatus:
 
 
 def cmdline(pid: int) -> list[str]:
+    """argv; [] for a zombie or a kernel thread."""
     raw = _read_text(f"/proc/{pid}/cmdline")
+    if not raw:
+        return []
     return raw.split("\0")[:-1] if raw.endswith("\0") else raw.split("\0")
+
+
+def start_time(pid: int) -> int:
+    """When the process started, in clock ticks after boot (field 22 of
+    stat): with the pid, it names one process even across pid reuse."""
+    stat = _read_text(f"/proc/{pid}/stat")
+    return int(stat[stat.rindex(")") + 2 :].split()[19])
 
 
 def fd_link(pid: int, fd: int) -> str:
@@ -99,6 +109,17 @@ def signal_number_set(mask: int) -> list[int]:
 def children(pid: int, tid: int) -> set[int]:
     """Processes forked by this thread (CONFIG_PROC_CHILDREN)."""
     return {int(x) for x in _read_text(f"/proc/{pid}/task/{tid}/children").split()}
+
+
+def all_children(pid: int) -> set[int]:
+    """Children of every thread of a process, zombies included."""
+    found: set[int] = set()
+    for tid in thread_ids(pid):
+        try:
+            found |= children(pid, tid)
+        except OSError:
+            pass  # the thread exited meanwhile
+    return found
 
 
 def thread_ids(pid: int) -> set[int]:

@@ -67,8 +67,8 @@ class Recorder:
         self.ledger = Ledger()
         self.events = LineFile(os.path.join(out_dir, "events.jsonl"))
         self.trace = trace  # a text stream, or None
-        self.rows: dict[int, list[str]] = {}  # pid -> log rows not yet written
-        self.logs_started: set[int] = set()
+        self.rows: dict[str, list[str]] = {}  # log name -> rows not yet written
+        self.logs_started: set[str] = set()
         self._heartbeat_seen: dict[tuple[int, int], tuple[int, int]] = {}
         self._fragments: dict[int, tuple[Classification, str]] = {}
 
@@ -95,6 +95,9 @@ class Recorder:
     # -- processes ---------------------------------------------------------------
 
     def process_started(self, pid: int, ppid: int, argv: list[str], parent_known: bool) -> None:
+        earlier = self.ledger.processes.get(pid)
+        if earlier is not None and earlier.log_name in self.rows:
+            self._write_rows(earlier.log_name)  # the pid was reused: finish the old log's rows
         self.ledger.process_started(pid, ppid, argv, time.time())
         self._event("fork" if parent_known else "process", pid, ppid=ppid, argv=argv)
         self.note(pid, f"process {pid} started, parent {ppid}: {' '.join(argv)}")
@@ -157,8 +160,10 @@ class Recorder:
         legs: list[Leg] | None,
         result: int | None,
         exact: bool,
+        interrupted: bool = False,
     ) -> None:
-        """legs is None when the call failed before any fd was known (EBADF)."""
+        """legs is None when the call failed before any fd was known (EBADF);
+        an interrupted call (a signal, then EINTR or a restart) has no result."""
         wall = time.time()
         totals: list[LegTotals] = self.ledger.data_call(pid, kind, legs, exact) if legs else []
         first = totals[0].stats if totals else None
@@ -190,6 +195,8 @@ class Recorder:
                 record["fd_out"] = totals[0].bytes_out
             if flags is not None:
                 record["flags"] = flags
+            if interrupted:
+                record["interrupted"] = True
             if len(totals) > 1:
                 record["fds"] = [
                     {"fd": t.fd, "class": t.stats.fd_class.value, "fd_in": t.bytes_in, "fd_out": t.bytes_out}
@@ -199,9 +206,9 @@ class Recorder:
         if self.trace is not None:
             self._trace_call(pid, first.fd_class if first else None, reports.call_text(syscall, args), result)
         for t in totals:
-            if t.stats.fd_class is FdClass.NET:
-                size = result if result is not None else 0
-                self._log_row(pid, reports.log_row(kind, t.fd, pid, seq, wall, size, t.bytes_in, t.bytes_out))
+            if t.stats.fd_class is FdClass.NET and result is not None:
+                self._log_row(self.ledger.processes[pid].log_name,
+                              reports.log_row(kind, t.fd, pid, seq, wall, result, t.bytes_in, t.bytes_out))
 
     def _fd_fragment(self, stats: FdStats) -> str:
         key = id(stats.classification)
@@ -229,21 +236,24 @@ class Recorder:
 
         print(f"superv: internal error in {where}: {error!r} (the call was let through)", file=sys.stderr)
 
-    def signal_forwarded(self, pid: int, sig: int) -> None:
-        self._event("signal", pid, signal=reports.signal_name(sig))
-        self.note(pid, f"forwarded {reports.signal_name(sig)}")
+    def signal_received(self, pid: int, sig: int, forwarded: bool) -> None:
+        """A signal sent to superv: passed on to the target, or (a terminal's
+        Ctrl-C, which the target's process group got too) only noted."""
+        name = reports.signal_name(sig)
+        self._event("signal", pid, signal=name, forwarded=forwarded)
+        self.note(pid, f"forwarded {name}" if forwarded else f"{name} from the terminal (the target got it too)")
 
-    def _log_row(self, pid: int, row: str) -> None:
-        rows = self.rows.setdefault(pid, [])
+    def _log_row(self, log_name: str, row: str) -> None:
+        rows = self.rows.setdefault(log_name, [])
         rows.append(row)
         if len(rows) >= ROW_BATCH:
-            self._write_rows(pid)
+            self._write_rows(log_name)
 
-    def _write_rows(self, pid: int) -> None:
-        path = self.log_path(pid)
-        lines = self.rows.pop(pid, [])
-        if pid not in self.logs_started:
-            self.logs_started.add(pid)
+    def _write_rows(self, log_name: str) -> None:
+        path = self.log_path(log_name)
+        lines = self.rows.pop(log_name, [])
+        if log_name not in self.logs_started:
+            self.logs_started.add(log_name)
             lines.insert(0, reports.LOG_HEADER)
             mode = "w"
         else:
@@ -251,8 +261,8 @@ class Recorder:
         with open(path, mode) as f:
             f.write("".join(line + "\n" for line in lines))
 
-    def log_path(self, pid: int) -> str:
-        return os.path.join(self.out_dir, f"{pid}.log")
+    def log_path(self, log_name: str) -> str:
+        return os.path.join(self.out_dir, f"{log_name}.log")
 
     # -- periodic and final ------------------------------------------------------------------
 
@@ -268,10 +278,11 @@ class Recorder:
         self.events.flush()
 
     def write_logs(self) -> None:
-        for pid, process in self.ledger.processes.items():
-            if pid in self.rows or pid not in self.logs_started:
-                self._write_rows(pid)
-            with open(self.log_path(pid), "a") as f:
+        for process in self.ledger.history:
+            name = process.log_name
+            if name in self.rows or name not in self.logs_started:
+                self._write_rows(name)
+            with open(self.log_path(name), "a") as f:
                 f.write(reports.log_sections(process))
 
     def write_summary(self, run: dict) -> None:

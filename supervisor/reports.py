@@ -112,11 +112,12 @@ def _class_json(totals: ClassTotals) -> dict:
 def summary(ledger: Ledger, run: dict) -> dict:
     processes = []
     class_totals: dict[str, dict] = {}
-    for p in ledger.processes.values():
+    for p in ledger.history:
         processes.append(
             {
                 "pid": p.pid,
                 "ppid": p.ppid,
+                "log": f"{p.log_name}.log",
                 "argv": p.argv,
                 "execs": p.execs,
                 "started": p.started,
@@ -161,8 +162,8 @@ def summary(ledger: Ledger, run: dict) -> dict:
     return {
         "schema": 1,
         **run,
-        "inexact_calls": sum(p.inexact_calls for p in ledger.processes.values()),
-        "refused_calls": sum(p.refused_calls for p in ledger.processes.values()),
+        "inexact_calls": sum(p.inexact_calls for p in ledger.history),
+        "refused_calls": sum(p.refused_calls for p in ledger.history),
         "classes": class_totals,
         "processes": processes,
         "connections": connections,
@@ -174,7 +175,7 @@ def summary(ledger: Ledger, run: dict) -> dict:
 
 def exit_table(ledger: Ledger) -> str:
     rows = [("pid", "class", "calls", "bytes in", "bytes out")]
-    for p in ledger.processes.values():
+    for p in ledger.history:
         for c in FdClass:
             t = p.classes.get(c)
             if t is not None:

@@ -31,6 +31,7 @@ class Handling(enum.Enum):
     EXEC = "exec"
     SPAWN = "spawn"  # fork, vfork, clone, clone3
     EXIT = "exit"
+    REAP = "reap"  # wait4, waitid: children are taken in before they are reaped
     REFUSED = "refused"  # always fails with ENOSYS: it would bypass the supervisor
 
 
@@ -129,6 +130,8 @@ TABLE: tuple[Syscall, ...] = (
     Syscall("clone3", 435, ("args", "size"), Handling.SPAWN),
     Syscall("exit", 60, ("status",), Handling.EXIT),
     Syscall("exit_group", 231, ("status",), Handling.EXIT),
+    Syscall("wait4", 61, ("pid", "status", "options", "rusage"), Handling.REAP),
+    Syscall("waitid", 247, ("idtype", "id", "infop", "options", "rusage"), Handling.REAP),
     # io_uring moves data and opens files with no syscall per operation
     # (kernel-facts Q10): it would make the record a lie.
     Syscall("io_uring_setup", 425, ("entries", "params"), Handling.REFUSED),
