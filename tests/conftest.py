@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -163,11 +164,17 @@ def run_superv(program: list, tmp_path: Path, *, options: tuple = (), timeout: f
                input: bytes | None = None, env: dict | None = None, name: str = "out") -> Run:
     """Run `superv run -q -o DIR [options] -- program` to completion."""
     out = tmp_path / name
-    proc = subprocess.run(
-        superv_command(program, out=out, options=options),
-        input=input, capture_output=True, timeout=timeout, env=env,
-    )
-    return Run(proc.returncode, proc.stdout, proc.stderr, out)
+    # A session of its own, so that a run that times out is killed whole
+    # (superv and every process it traces), not left behind.
+    proc = subprocess.Popen(superv_command(program, out=out, options=options), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return Run(proc.returncode, stdout, stderr, out)
 
 
 def start_superv(program: list, tmp_path: Path, *, options: tuple = (), name: str = "out", **popen) -> tuple:
@@ -214,7 +221,10 @@ def busybox() -> Path:
     found = shutil.which("busybox")
     work = REPO / "build" / "busybox-deb"
     work.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["apt-get", "download", "busybox-static"], cwd=work, check=True, capture_output=True)
+    download = ["apt-get", "download", "busybox-static"]
+    if subprocess.run(download, cwd=work, capture_output=True).returncode != 0 and os.geteuid() == 0:
+        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)  # no package lists yet
+    subprocess.run(download, cwd=work, check=True, capture_output=True)
     deb = next(work.glob("busybox-static_*.deb"))
     subprocess.run(["dpkg-deb", "-x", str(deb), str(REPO / "build" / "busybox-static")], check=True)
     assert target.exists(), f"no busybox in {deb} (a system one: {found})"
