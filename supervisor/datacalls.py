@@ -113,12 +113,16 @@ class Builder:
         if direction is Direction.OUT and f.access == os.O_RDONLY:
             raise Immediate(-errno.EBADF)
 
-    def single_buffer(self, address: int, count: int) -> tuple[list[tuple[int, int]], int]:
+    def single_buffer(self, address: int, count: int, socket_call: bool = False) -> tuple[list[tuple[int, int]], int]:
+        """vfs_read/vfs_write check the whole buffer, then the count; socket
+        calls cap the count first (import_ubuf), then check what is left."""
+        if socket_call:
+            count = min(count, MAX_RW_COUNT)
+        if not access_ok(address, count):
+            raise Immediate(-errno.EFAULT)
         if as_ssize(count) < 0:
             raise Immediate(-errno.EINVAL)
         count = min(count, MAX_RW_COUNT)
-        if not access_ok(address, count):
-            raise Immediate(-errno.EFAULT)
         return [(address, count)], count
 
     def iovec_array(self, address: int, count: int, too_many: int) -> tuple[list[tuple[int, int]], int]:
@@ -229,7 +233,7 @@ def _sock(b: Builder) -> Operation:
     f = b.socket_fd()
     direction = b.syscall.direction
     flags = as_int(b.arg("flags"))
-    iovs, total = b.single_buffer(b.arg("buf"), b.arg("len"))
+    iovs, total = b.single_buffer(b.arg("buf"), b.arg("len"), socket_call=True)
     address, addrlen = b.arg("addr"), b.arg("addrlen")
     if direction is Direction.IN:
         reply = None

@@ -23,30 +23,23 @@ from conftest import SUPERV
 NOBODY = 65534
 
 
-def _runtime_modules() -> set[str]:
-    """Top-level modules of superv and of everything it needs at run time."""
-    modules, seen, todo = {"superv"}, set(), ["superv"]
+def _runtime_distributions() -> list[importlib.metadata.Distribution]:
+    """The installed distributions superv needs at run time (not superv)."""
+    found, seen, todo = [], set(), ["superv"]
     while todo:
-        dist = importlib.metadata.distribution(todo.pop())
-        for requirement in dist.requires or []:
+        for requirement in importlib.metadata.distribution(todo.pop()).requires or []:
             if "extra ==" in requirement:
                 continue
-            name = re.match(r"[A-Za-z0-9_.-]+", requirement)[0]
-            if name.lower() in seen:
+            name = re.match(r"[A-Za-z0-9_.-]+", requirement)[0].lower()
+            if name in seen:
                 continue
-            seen.add(name.lower())
+            seen.add(name)
             try:  # a requirement for other platforms (cffi on Windows) is not installed
-                files = importlib.metadata.distribution(name).files or []
+                found.append(importlib.metadata.distribution(name))
             except importlib.metadata.PackageNotFoundError:
                 continue
             todo.append(name)
-            for file in files:
-                top = file.parts[0]
-                if len(file.parts) > 1 and not top.endswith((".dist-info", ".egg-info")) and top not in ("..", "bin", "__pycache__"):
-                    modules.add(top)
-                elif len(file.parts) == 1 and top.endswith((".py", ".so")):
-                    modules.add(top.split(".")[0])
-    return modules
+    return found
 
 
 def _accessible_python() -> str:
@@ -63,16 +56,18 @@ def _accessible_python() -> str:
 
 
 def _stage(root: Path) -> Path:
-    """Copy superv and its dependencies where any user can read them."""
+    """Copy superv and the files of its dependencies where any user can read them."""
     site = root / "site"
     site.mkdir()
-    for name in sorted(_runtime_modules()):
-        module = importlib.import_module(name)
-        source = Path(module.__file__)
-        if source.name == "__init__.py":
-            shutil.copytree(source.parent, site / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, site / source.name)
+    shutil.copytree(Path(importlib.import_module("superv").__file__).parent, site / "superv",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for dist in _runtime_distributions():
+        for file in dist.files or []:
+            if file.parts[0] in ("..", "bin") or "__pycache__" in file.parts:
+                continue
+            target = site / file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(dist.locate_file(file), target)
     return site
 
 

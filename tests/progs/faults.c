@@ -1,0 +1,59 @@
+/* Bad buffers and bad arguments: each case prints the result (count or
+ * errno name) and proves that nothing was consumed by reading again. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+static void show(const char *what, ssize_t r)
+{
+    if (r < 0)
+        printf("%s = -1 %s\n", what, strerrorname_np(errno));
+    else
+        printf("%s = %zd\n", what, r);
+}
+
+int main(void)
+{
+    char buf[64];
+    int p[2], s[2];
+    pipe(p);
+    socketpair(AF_UNIX, SOCK_STREAM, 0, s);
+    char *readonly = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *unmapped = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    munmap(unmapped, 4096);
+
+    write(p[1], "0123456789", 10);
+    show("pipe read into NULL", read(p[0], NULL, 10));
+    show("pipe read into a read-only page", read(p[0], readonly, 10));
+    show("pipe read into an unmapped page", read(p[0], unmapped, 10));
+    show("pipe read, all still there", read(p[0], buf, sizeof buf));
+    printf("data %.*s\n", 10, buf);
+
+    send(s[0], "abcdef", 6, 0);
+    show("recv into a read-only page", recv(s[1], readonly, 6, 0));
+    show("recv, all still there", recv(s[1], buf, sizeof buf, 0));
+
+    show("write from NULL", write(p[1], NULL, 10));
+    show("send from an unmapped page", send(s[0], unmapped, 10, 0));
+    show("write of a kernel address", write(p[1], (void *)0xffff800000000000UL, 10));
+    size_t huge = (size_t)-1; /* through a variable: the compiler would refuse it as a constant */
+    show("read of a negative count", read(p[0], buf, huge));
+    show("write on a bad fd", write(99, buf, 1));
+    show("read from a write-only end", read(p[1], buf, 1));
+    struct iovec many[1025];
+    for (int i = 0; i < 1025; i++) {
+        many[i].iov_base = buf;
+        many[i].iov_len = 1;
+    }
+    show("readv of 1025 vectors", readv(p[0], many, 1025));
+    show("readv with a bad vector array", readv(p[0], (struct iovec *)unmapped, 2));
+    show("recv on a pipe", recv(p[0], buf, 1, MSG_DONTWAIT));
+    show("pread on a pipe", pread(p[0], buf, 1, 0));
+    show("pipe empty at the end (nonblocking peek)", recv(s[1], buf, 1, MSG_DONTWAIT));
+    return 0;
+}

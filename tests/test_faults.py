@@ -1,0 +1,26 @@
+"""Bad buffers and bad arguments fail under superv with the errno they fail
+with natively, and a read that fails consumes nothing."""
+
+import subprocess
+
+import pytest
+
+
+@pytest.mark.parametrize("static", [False, True], ids=["dynamic", "static"])
+def test_bad_buffers_and_arguments_fail_as_natively(prog, superv, static):
+    program = prog("faults", static=static)
+    native = subprocess.run([program], capture_output=True, timeout=30)
+    run = superv([program])
+    assert run.returncode == native.returncode == 0
+    assert run.stdout.decode() == native.stdout.decode()
+    lines = run.stdout.decode().splitlines()
+    assert "pipe read into a read-only page = -1 EFAULT" in lines
+    assert "pipe read, all still there = 10" in lines and "data 0123456789" in lines
+    assert "recv, all still there = 6" in lines
+    assert "readv of 1025 vectors = -1 EINVAL" in lines
+    # The failed calls are recorded with their errno and moved nothing.
+    (process,) = run.processes()
+    pipe_in = sum(f["bytes_in"] for f in process["fds"] if f["class"] == "pipe")
+    assert pipe_in == 10
+    efaults = [e for e in run.events if e["type"] == "call" and e["result"] == -14]
+    assert len(efaults) >= 6 and all(e["fd_in"] + e["fd_out"] in (0, 10, 6) for e in efaults)
