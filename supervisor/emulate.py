@@ -120,13 +120,18 @@ class Caller:
     listener: kernel.Listener
 
 
+def poll_now(fd: int, events: int) -> int:
+    """The events of `events` (and POLLERR/POLLHUP) the fd has right now."""
+    poller = select.poll()
+    poller.register(fd, events)
+    return sum(ready for _, ready in poller.poll(0))
+
+
 def socket_error_pending(fd: int) -> bool:
     """POLLERR: the socket holds an error.  After progress, the kernel
     returns the count and leaves the error for the next call; a further
     send or recv here would take (and clear) it."""
-    poller = select.poll()
-    poller.register(fd, select.POLLERR)
-    return any(events & select.POLLERR for _, events in poller.poll(0))
+    return bool(poll_now(fd, select.POLLERR) & select.POLLERR)
 
 
 def slice_iovs(iovs: list[tuple[int, int]], start: int, size: int) -> list[tuple[int, int]]:
@@ -629,7 +634,25 @@ class WriteOp(Operation):
         self.local_fds = []
 
 
-class TransferOp(Operation):
+class TwoFdOp(Operation):
+    """A call moving bytes from one target fd (src) to another (dst)."""
+
+    src: OpenFd
+    dst: OpenFd
+
+    def legs(self, result: int) -> list[Leg]:
+        n = max(result, 0)
+        return [Leg(self.src.fd, "in", n), Leg(self.dst.fd, "out", n)]
+
+    def order_key(self):
+        return (self.dst.identity, "out")
+
+    def release(self) -> None:
+        os.close(self.src.dup)
+        os.close(self.dst.dup)
+
+
+class TransferOp(TwoFdOp):
     """sendfile: bytes from one target fd to another, through the supervisor,
     never consuming from the source more than the sink took."""
 
@@ -681,23 +704,6 @@ class TransferOp(Operation):
             self.progress += written
         return self.progress
 
-    def legs(self, result: int) -> list[Leg]:
-        n = max(result, 0)
-        return [Leg(self.src.fd, "in", n), Leg(self.dst.fd, "out", n)]
-
-    def order_key(self):
-        return (self.dst.identity, "out")
-
-    def release(self) -> None:
-        os.close(self.src.dup)
-        os.close(self.dst.dup)
-
-
-def _readable_now(fd: int) -> bool:
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    return bool(poller.poll(0))
-
 
 def _pipe_is_empty(fd: int) -> bool:
     import fcntl
@@ -707,7 +713,7 @@ def _pipe_is_empty(fd: int) -> bool:
     return struct.unpack("=i", count)[0] == 0
 
 
-class SpliceOp(Operation):
+class SpliceOp(TwoFdOp):
     """splice and tee: the supervisor makes the same call on its copies of the
     two fds, with SPLICE_F_NONBLOCK, so the result is the kernel's own."""
 
@@ -729,7 +735,7 @@ class SpliceOp(Operation):
         self.wait = None
         # A socket source is read with the socket's own blocking mode, which
         # SPLICE_F_NONBLOCK does not change: look before splicing.
-        if self.src.mode in (IoMode.STREAM, IoMode.DATAGRAM) and not _readable_now(self.src.dup):
+        if self.src.mode in (IoMode.STREAM, IoMode.DATAGRAM) and not poll_now(self.src.dup, select.POLLIN):
             return self._would_block(self.src, select.POLLIN)
         try:
             if self.is_tee:
@@ -745,6 +751,10 @@ class SpliceOp(Operation):
             if e.errno == errno.EPIPE:
                 self.sigpipe = True
             return -e.errno
+        return self._advance_offsets(n)
+
+    def _advance_offsets(self, n: int) -> int:
+        """Write the moved-on offsets back, as the kernel does for off_in/off_out."""
         try:
             if self.off_in_address:
                 kernel.write_i64(self.caller.tid, self.off_in_address, self.off_in + n)
@@ -753,17 +763,6 @@ class SpliceOp(Operation):
         except OSError:
             return -errno.EFAULT
         return n
-
-    def legs(self, result: int) -> list[Leg]:
-        n = max(result, 0)
-        return [Leg(self.src.fd, "in", n), Leg(self.dst.fd, "out", n)]
-
-    def order_key(self):
-        return (self.dst.identity, "out")
-
-    def release(self) -> None:
-        os.close(self.src.dup)
-        os.close(self.dst.dup)
 
 
 class CopyRangeOp(SpliceOp):
@@ -774,14 +773,7 @@ class CopyRangeOp(SpliceOp):
             n = os.copy_file_range(self.src.dup, self.dst.dup, self.count, self.off_in, self.off_out)
         except OSError as e:
             return -e.errno
-        try:
-            if self.off_in_address:
-                kernel.write_i64(self.caller.tid, self.off_in_address, self.off_in + n)
-            if self.off_out_address:
-                kernel.write_i64(self.caller.tid, self.off_out_address, self.off_out + n)
-        except OSError:
-            return -errno.EFAULT
-        return n
+        return self._advance_offsets(n)
 
 
 MMSGHDR_SIZE = 64  # struct mmsghdr: a msghdr (56 bytes) and msg_len, padded

@@ -27,7 +27,7 @@ import attrs
 from . import _kernel, kernel, procfs, syscalls
 from .classify import Classification, IoMode, classify
 from .datacalls import Builder, Immediate, Passthrough
-from .emulate import Caller, OpenFd, Operation, Scratch
+from .emulate import Caller, OpenFd, Operation, Scratch, poll_now
 from .kernel import ERESTARTSYS, Listener, Notification
 from .ledger import Leg
 from .recorder import Recorder
@@ -160,9 +160,7 @@ class Supervisor:
             self._poke_waiter()
 
     def _listener_hung_up(self) -> bool:
-        poller = select.poll()
-        poller.register(self.listener.fd, select.POLLIN)
-        return any(ev & select.POLLHUP for _, ev in poller.poll(0))
+        return bool(poll_now(self.listener.fd, select.POLLIN) & select.POLLHUP)
 
     def handle(self, n: Notification) -> None:
         spec = syscalls.BY_NR.get(n.nr)

@@ -31,10 +31,11 @@ SUPERV = [sys.executable, "-m", "superv"]
 
 
 def build_prog(name: str, static: bool = False) -> Path:
-    """Compile tests/progs/<name>.c (once; again when the source changes)."""
+    """Compile tests/progs/<name>.c (once; again when it or a header there changes)."""
     source = PROGS_SRC / f"{name}.c"
     target = PROGS_BUILD / (f"{name}-static" if static else name)
-    if not target.exists() or target.stat().st_mtime < source.stat().st_mtime:
+    newest = max(path.stat().st_mtime for path in [source, *PROGS_SRC.glob("*.h")])
+    if not target.exists() or target.stat().st_mtime < newest:
         PROGS_BUILD.mkdir(parents=True, exist_ok=True)
         command = ["cc", "-O2", "-Wall", "-pthread", "-o", str(target), str(source)]
         if static:

@@ -244,7 +244,7 @@ def test_fifty_threads_doing_io_at_once(prog, superv):
     main_tid = int(re.search(rb"^main tid=(\d+)$", run.stdout, re.M)[1])
     threads = {int(t): (int(i), int(o)) for t, _, _, i, o in rows}
     assert len(threads) == 2 * PAIRS and main_tid not in threads
-    for t, role, pair, i, o in rows:
+    for _tid, role, pair, i, o in rows:
         expected = 20000 + 1000 * int(pair)
         assert (int(i), int(o)) == ((expected, 0) if role == b"reader" else (0, expected))
 
