@@ -43,6 +43,10 @@ CLONE_THREAD = 0x10000
 WAKE_SIGNAL = signal.SIGUSR2
 
 
+class StaleProcess(Exception):
+    """A notification from a pid whose earlier process we still held."""
+
+
 @attrs.define(eq=False)
 class Process:
     pid: int
@@ -162,7 +166,7 @@ class Supervisor:
     def _listener_hung_up(self) -> bool:
         return bool(poll_now(self.listener.fd, select.POLLIN) & select.POLLHUP)
 
-    def handle(self, n: Notification) -> None:
+    def handle(self, n: Notification, retried: bool = False) -> None:
         spec = syscalls.BY_NR.get(n.nr)
         task = self._task_for(n.tid)
         if spec is None or task is None:
@@ -182,6 +186,14 @@ class Supervisor:
         seq = self.recorder.ledger.processes[process.pid].take_seq()
         try:
             self.handlers[spec.handling](n, spec, task, seq)
+        except StaleProcess:
+            # The pid was reused before the old process's exit was handled:
+            # finish the old one, then this call belongs to a new process.
+            self.process_exited(process)
+            if not retried:
+                self.handle(n, retried=True)
+            else:
+                self.listener.let_through(n.id)
         except Exception as error:  # a bug must not leave the target hanging
             self.recorder.internal_error(process.pid, spec.name, error)
             self.listener.let_through(n.id)
@@ -289,7 +301,9 @@ class Supervisor:
         try:
             dup = kernel.duplicate_fd(process.pidfd, fd)
         except OSError as e:
-            raise Immediate(-errno.EBADF if e.errno == errno.EBADF else -e.errno)
+            if e.errno == errno.ESRCH:  # our pidfd names a process that is gone
+                raise StaleProcess() from None
+            raise Immediate(-e.errno) from None
         try:
             st = os.fstat(dup)
             identity = (st.st_dev, st.st_ino)
@@ -343,6 +357,7 @@ class Supervisor:
         queue = self.queues.get(parked.key)
         if op.blocking and queue:
             queue.append(parked)  # a blocked call on the same file came first
+            self._arm_timeout(op)
             self._poke_waiter()
             return
         self._run(parked)
