@@ -10,7 +10,7 @@ CFLAGS ?= -O2 -Wall
 
 install: $(BIN)/superv
 
-$(BIN)/superv: pyproject.toml setup.py native/launcher.c native/kernelmod.c
+$(BIN)/superv: pyproject.toml setup.py native/launcher.c native/kernelmod.c native/fastpath.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@

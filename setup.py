@@ -27,7 +27,12 @@ setup(
             "superv._kernel",
             sources=[os.path.join("native", "kernelmod.c")],
             extra_compile_args=["-Wall", "-Werror", "-O2"],
-        )
+        ),
+        Extension(
+            "superv._fastpath",
+            sources=[os.path.join("native", "fastpath.c")],
+            extra_compile_args=["-Wall", "-Werror", "-O2"],
+        ),
     ],
     cmdclass={"build_ext": BuildWithLauncher},
 )

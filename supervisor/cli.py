@@ -20,6 +20,7 @@ import time
 import trio
 
 from . import __version__, features, launch, reports
+from . import _fastpath as fastpath
 from .engine import WAKE_SIGNAL, Supervisor
 from .recorder import Recorder
 
@@ -199,6 +200,7 @@ def run(options, program: list[str], superv_argv: list[str]) -> int:
                 "exit": reports.describe_status(wait_status),
                 "kernel": platform.release(),
                 "sync_wakeup": supervisor.sync_wakeup,
+                "calls_answered": fastpath.stats(),
                 "signals_received": forwarder.received,
                 "signals_forwarded": forwarder.forwarded,
             }

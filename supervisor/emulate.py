@@ -617,6 +617,11 @@ class WriteOp(Operation):
             if written == 0 and self.pending:
                 return self.progress
 
+    def already_written(self, count: int) -> None:
+        """The first `count` bytes went out before this op took over."""
+        self.progress = self.taken = count
+        self.started = True
+
     def legs(self, result: int) -> list[Leg]:
         return [Leg(self.fd.fd, "out", max(result, 0))]
 

@@ -24,6 +24,7 @@ import time
 
 import attrs
 
+from . import _fastpath as fastpath
 from . import _kernel, kernel, procfs, syscalls
 from .classify import Classification, IoMode, classify
 from .datacalls import Builder, Immediate, Passthrough
@@ -41,6 +42,37 @@ CLONE_THREAD = 0x10000
 # Sent to the receiver thread to interrupt its blocking RECV; the main thread
 # installs a handler for it (see cli), so the ioctl fails with EINTR.
 WAKE_SIGNAL = signal.SIGUSR2
+ALL_FDS = (0, 1 << 20)
+# The fast path (native/fastpath.c) takes the common data calls on fds whose
+# classification is cached there.  SUPERV_FASTPATH=0 leaves every call to the
+# Python engine, which is the reference (for debugging and for comparison).
+FASTPATH = os.environ.get("SUPERV_FASTPATH", "1") != "0"
+FAST_MODES = {
+    IoMode.PIPE: fastpath.M_PIPE,
+    IoMode.STREAM: fastpath.M_STREAM,
+    IoMode.DATAGRAM: fastpath.M_DATAGRAM,
+    IoMode.FILE: fastpath.M_FILE,
+    IoMode.MEMORY_DEVICE: fastpath.M_MEMDEV,
+}
+FAST_LAYOUTS = {
+    syscalls.Layout.BUF: fastpath.L_BUF,
+    syscalls.Layout.BUF_AT: fastpath.L_BUF_AT,
+    syscalls.Layout.IOV: fastpath.L_IOV,
+    syscalls.Layout.SOCK: fastpath.L_SOCK,
+}
+
+
+def fast_path_table() -> list[tuple]:
+    """The data calls the fast path may take, from the one syscall table:
+    (nr, layout, inward, kind index, kind index without an address, name)."""
+    rows = []
+    for s in syscalls.TABLE:
+        if s.layout in FAST_LAYOUTS:
+            inward = s.direction is syscalls.Direction.IN
+            without_address = ("recv" if inward else "send") if s.layout is syscalls.Layout.SOCK else s.name
+            rows.append((s.nr, FAST_LAYOUTS[s.layout], inward, syscalls.KIND_INDEX[s.name],
+                         syscalls.KIND_INDEX[without_address], s.name))
+    return rows
 
 
 class StaleProcess(Exception):
@@ -108,7 +140,7 @@ class Supervisor:
         self.listener = listener
         self.recorder = recorder
         self.root_pid = root_pid
-        self.lock = threading.RLock()
+        self.lock = fastpath.lock  # recursive; shared with the fast path
         self.scratch = Scratch()
         self.processes: dict[int, Process] = {}
         self.tasks: dict[int, Task] = {}
@@ -142,20 +174,13 @@ class Supervisor:
     # ------------------------------------------------------------------ receiver
 
     def receive_forever(self) -> None:
-        """Runs in its own thread until no traced task is left (or stop())."""
+        """Runs in its own thread until no traced task is left (or stop()).
+        The loop itself is native (fastpath.run): it answers the calls it
+        can and hands every other notification to on_notification."""
         self.receiver_ident = threading.get_ident()
         try:
-            while not self.stopping:
-                try:
-                    notification = self.listener.receive()
-                except OSError as e:
-                    if e.errno == errno.EINTR:
-                        continue  # stop() interrupts the wait with WAKE_SIGNAL
-                    if e.errno == errno.ENOENT and not self._listener_hung_up():
-                        continue  # the notification vanished (its task was killed)
-                    break
-                with self.lock:
-                    self.handle(notification)
+            fastpath.init(self.listener.fd, self.on_notification, fast_path_table(), syscalls.CALL_KINDS)
+            fastpath.run()
         except BaseException as error:  # a dead receiver must not leave the run hanging
             self.recorder.internal_error(self.root_pid, "receiver", error)
         finally:
@@ -163,10 +188,18 @@ class Supervisor:
                 self.receiving = False
             self._poke_waiter()
 
-    def _listener_hung_up(self) -> bool:
-        return bool(poll_now(self.listener.fd, select.POLLIN) & select.POLLHUP)
+    def on_notification(self, raw: tuple, progress: int) -> None:
+        """A notification the fast path left to Python; `progress` bytes of
+        a write it began are already written."""
+        nid, tid, nr, arch, ip, args = raw
+        with self.lock:
+            try:
+                self.handle(Notification(nid, tid, nr, arch, ip, args), progress=progress)
+            except Exception as error:
+                self.recorder.internal_error(self.root_pid, "handle", error)
+                self.listener.let_through(nid)
 
-    def handle(self, n: Notification, retried: bool = False) -> None:
+    def handle(self, n: Notification, retried: bool = False, progress: int = 0) -> None:
         spec = syscalls.BY_NR.get(n.nr)
         task = self._task_for(n.tid)
         if spec is None or task is None:
@@ -183,9 +216,12 @@ class Supervisor:
             else:
                 self.listener.let_through(n.id)
             return
-        seq = self.recorder.ledger.processes[process.pid].take_seq()
+        seq = fastpath.take_seq(process.pid)
         try:
-            self.handlers[spec.handling](n, spec, task, seq)
+            if progress:
+                self.on_data(n, spec, task, seq, progress=progress)
+            else:
+                self.handlers[spec.handling](n, spec, task, seq)
         except StaleProcess:
             # The pid was reused before the old process's exit was handled:
             # finish the old one, then this call belongs to a new process.
@@ -216,6 +252,7 @@ class Supervisor:
         task = Task(tid, process)
         self.tasks[tid] = task
         process.tids.add(tid)
+        fastpath.add_task(tid, process.pid)
         return task
 
     def _start_process(self, pid: int, ppid: int | None = None, launching: bool = False,
@@ -238,7 +275,8 @@ class Supervisor:
         if not argv and parent is not None:
             # A zombie's cmdline is empty; a fork child had its parent's argv.
             argv = list(self.recorder.ledger.processes[parent.pid].argv)
-        self.recorder.process_started(pid, ppid, argv, parent_known=parent is not None)
+        log_path = self.recorder.process_started(pid, ppid, argv, parent_known=parent is not None)
+        fastpath.add_process(pid, launching, log_path)
         if parent is not None and parent is not process:
             self._inherit_fds(process, parent)
         return process
@@ -262,6 +300,8 @@ class Supervisor:
             self._abandon(parked)
         status = self._final_status(process)
         self.ended[process.pid] = process.start_time
+        self.recorder.ledger.processes[process.pid].calls = fastpath.seq_count(process.pid)
+        fastpath.remove_process(process.pid)
         self.epoll.unregister(process.pidfd)
         del self.pidfds[process.pidfd]
         os.close(process.pidfd)
@@ -288,6 +328,7 @@ class Supervisor:
         if task is None:
             return
         task.process.tids.discard(tid)
+        fastpath.remove_task(tid)
         outcome = task.outcome
         if outcome is not None:  # the thread never called again: no way to learn the result
             outcome.fields["outcome"] = "unknown"
@@ -311,10 +352,21 @@ class Supervisor:
             if c is None or c.identity != identity or _endpoints_incomplete(c):
                 c = self._classify(process, fd, dup, previous=c)
             flags = fcntl.fcntl(dup, fcntl.F_GETFL)
+            self._offer_to_fast_path(process, fd, dup, c)
         except BaseException:
             os.close(dup)
             raise
         return OpenFd(fd, dup, c.io_mode, flags, identity)
+
+    def _offer_to_fast_path(self, process: Process, fd: int, dup: int, c: Classification) -> None:
+        """Let the fast path take this fd's next calls, with its own copy."""
+        if not FASTPATH or c.io_mode not in FAST_MODES or _endpoints_incomplete(c):
+            return
+        if fastpath.is_cached(process.pid, fd):
+            return
+        stats = self.recorder.ledger.open_fd(process.pid, fd)
+        fastpath.cache_fd(process.pid, fd, os.dup(dup), FAST_MODES[c.io_mode], c.fd_class.value == "net",
+                          c.fd_class.tag, self.recorder.fd_fragment(c), stats.counters)
 
     def _classify(self, process: Process, fd: int, dup: int, previous: Classification | None) -> Classification:
         c = classify(kernel.fd_facts(process.pid, fd, dup))
@@ -326,13 +378,21 @@ class Supervisor:
             self.recorder.fd_classified(process.pid, fd, c)
         return c
 
+    def _forget_fd_view(self, process: Process, fd: int) -> None:
+        """A new file on this number: whatever was cached for it is stale."""
+        if fd in process.fds:
+            self._drop_fd(process, fd, None)
+        else:
+            fastpath.drop_fds(process.pid, fd, fd)
+
     def _drop_fd(self, process: Process, fd: int, seq: int | None) -> None:
+        fastpath.drop_fds(process.pid, fd, fd)
         if process.fds.pop(fd, None) is not None:
             self.recorder.fd_closed(process.pid, fd, seq)
 
     # ------------------------------------------------------------------ data calls
 
-    def on_data(self, n: Notification, spec, task: Task, seq: int) -> None:
+    def on_data(self, n: Notification, spec, task: Task, seq: int, progress: int = 0) -> None:
         process = task.process
         kind = syscalls.call_kind(spec, n.args)
         caller = Caller(n.tid, process.pid, n.id, self.listener)
@@ -353,6 +413,8 @@ class Supervisor:
             legs = [Leg(fd, direction, 0) for fd in passthrough.fds]
             self.recorder.data_call(process.pid, n.tid, seq, spec, n.args, kind, legs, None, False)
             return
+        if progress:
+            op.already_written(progress)  # the fast path began this write
         parked = Parked(n, task, op, seq, spec, kind, op.order_key())
         queue = self.queues.get(parked.key)
         if op.blocking and queue:
@@ -465,7 +527,9 @@ class Supervisor:
             with self.lock:
                 if self.stopping or (not self.receiving and not self.pidfds):
                     return
-                timeout = TICK if self.queues else 1.0
+                # A steady tick: calls the fast path parks need it, and a wake-up
+                # per park would cost more (a cross-CPU wake-up per call).
+                timeout = TICK
             events = self.epoll.poll(timeout)
             try:
                 last_tick = self._serve(events, last_tick)
@@ -493,8 +557,9 @@ class Supervisor:
                     if not parked.finished and self._is_head(parked):
                         self._run(parked)
             now = time.monotonic()
-            if self.queues and now - last_tick >= TICK:
+            if (self.queues or fastpath.parked()) and now - last_tick >= TICK:
                 last_tick = now
+                fastpath.tick()
                 self._check_parked(now)
         return last_tick
 
@@ -570,19 +635,26 @@ class Supervisor:
             outcome.fds_before = frozenset(procfs.fd_numbers(task.process.pid))
         except OSError:
             pass
-        task.outcome = outcome
+        self._expect(task, outcome)
         self.listener.let_through(n.id)
 
     def on_fd_replace(self, n: Notification, spec, task: Task, seq: int) -> None:
         old, new = as_int(spec.arg("fd", n.args)), as_int(spec.arg("newfd", n.args))
         if old != new and new >= 0:
             self._drop_fd(task.process, new, seq)
-        task.outcome = PendingOutcome(seq, spec, {"fd": old, "newfd": new})
+        self._expect(task, PendingOutcome(seq, spec, {"fd": old, "newfd": new}))
         self.listener.let_through(n.id)
+
+    def _expect(self, task: Task, outcome: PendingOutcome) -> None:
+        """Learn this call's result at the thread's next call, which must
+        therefore come to Python, not the fast path."""
+        task.outcome = outcome
+        fastpath.set_task_slow(task.tid, True)
 
     def _settle_outcome(self, task: Task) -> None:
         """Record a continued lifecycle call with what it turned out to do."""
         outcome, task.outcome = task.outcome, None
+        fastpath.set_task_slow(task.tid, False)
         spec, fields, pid = outcome.syscall, outcome.fields, task.process.pid
         result = None
         try:
@@ -592,6 +664,8 @@ class Supervisor:
                     fd not in outcome.fds_before and os.path.lexists(f"/proc/{pid}/fd/{fd}") for fd in pair
                 ):
                     result, fields["fds"] = 0, pair
+                    for fd in pair:
+                        self._forget_fd_view(task.process, fd)
             elif spec.handling is Handling.FD_REPLACE:
                 if _same_file(pid, fields["fd"], fields["newfd"]):
                     result = fields["newfd"]
@@ -606,6 +680,8 @@ class Supervisor:
                 new = sorted(set(procfs.fd_numbers(pid)) - outcome.fds_before)
                 if new:
                     result = new[0]
+                for fd in new:  # a number reused without a close we saw: classify it afresh
+                    self._forget_fd_view(task.process, fd)
         except OSError:
             pass
         if result is None:
@@ -647,6 +723,7 @@ class Supervisor:
         else:
             first, last, flags = n.args[0] & 0xFFFFFFFF, n.args[1] & 0xFFFFFFFF, n.args[2]
             if not flags & CLOSE_RANGE_CLOEXEC:
+                fastpath.drop_fds(process.pid, first, last)
                 for fd in [fd for fd in process.fds if first <= fd <= last]:
                     self._drop_fd(process, fd, seq)
             text, fields = f"close_range({first}, {last}, {flags:#x})", {"first": first, "last": last}
@@ -655,9 +732,11 @@ class Supervisor:
 
     def on_socket_op(self, n: Notification, spec, task: Task, seq: int) -> None:
         fields = _lifecycle_fields(spec, n, task)
+        # Its endpoints are about to change: classified afresh at its next use.
+        fastpath.drop_fds(task.process.pid, fields["fd"], fields["fd"])
         self.listener.let_through(n.id)
         if spec.name == "connect":
-            task.outcome = PendingOutcome(seq, spec, fields)
+            self._expect(task, PendingOutcome(seq, spec, fields))
             return
         self.recorder.other_call(task.process.pid, n.tid, seq, spec.name, _describe(spec, fields), None, **fields)
 
@@ -676,7 +755,7 @@ class Supervisor:
             )
         except OSError:
             pass
-        task.outcome = outcome
+        self._expect(task, outcome)
         self.listener.let_through(n.id)
 
     def on_reap(self, n: Notification, spec, task: Task, seq: int) -> None:
@@ -692,13 +771,18 @@ class Supervisor:
                 self._task_for(child)
         except OSError:
             pass
-        task.outcome = outcome
+        self._expect(task, outcome)
         self.listener.let_through(n.id)
 
     def on_exit(self, n: Notification, spec, task: Task, seq: int) -> None:
         code = n.args[0] & 0xFF
         if spec.name == "exit_group":
             task.process.exit_code = code
+            # Its fds close as it exits: our copies must not keep pipes and
+            # sockets open behind it (the peer would never see EOF), nor may
+            # its other threads' parked calls, which exit_group ends.
+            fastpath.drop_parked(task.process.pid)
+            fastpath.drop_fds(task.process.pid, *ALL_FDS)
         self.listener.let_through(n.id)
         self.recorder.other_call(task.process.pid, n.tid, seq, spec.name, f"{spec.name}({code})", None, code=code)
         if spec.name == "exit":
@@ -719,6 +803,10 @@ class Supervisor:
             self.listener.let_through(n.id)
             return
         process.exec_attempt = ExecAttempt(tid, path, argv, image)
+        # Until it is settled, this process's calls come to Python; the fast
+        # path's copies of its fds go now, as close-on-exec ones must close.
+        fastpath.set_process_slow(process.pid, True)
+        fastpath.drop_fds(process.pid, *ALL_FDS)
         self.listener.let_through(n.id)
         if not process.launching:
             self.recorder.other_call(process.pid, tid, seq, spec.name, f"{spec.name}({path!r}, {argv})", None,
@@ -736,10 +824,12 @@ class Supervisor:
         if image == attempt.image:
             if task.tid == attempt.tid:
                 process.exec_attempt = None  # it returned: the exec failed
+                fastpath.set_process_slow(process.pid, process.launching)
                 if not process.launching:
                     self.recorder.exec_failed(process.pid, task.tid, attempt.path)
             return
         process.exec_attempt = None
+        fastpath.set_process_slow(process.pid, False)
         # The exec'ing thread now has the process's pid; the others are gone.
         for tid in list(process.tids):
             if tid != task.tid:
@@ -764,6 +854,7 @@ class Supervisor:
         """End the run now: both threads return, whatever is still traced."""
         with self.lock:
             self.stopping = True
+        fastpath.stop()
         self._poke_waiter()
         if self.receiver_ident is not None:
             try:
@@ -774,6 +865,7 @@ class Supervisor:
     def release_all(self) -> None:
         """After the run: give back whatever is still held."""
         with self.lock:
+            fastpath.drop_parked()
             for parked in [p for q in self.queues.values() for p in q]:
                 self._abandon(parked)
             self.queues.clear()

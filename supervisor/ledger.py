@@ -1,15 +1,21 @@
 """The accounting of a run: plain data, updated by plain method calls.
 
-Totals are kept per fd (per process, per descriptor lifetime), per class and
-call kind, per process, and per connection (a socket, named by its inode,
-whichever processes moved its bytes).  Nothing here touches the kernel.
+Each fd lifetime (one descriptor of one process, from first use to close)
+has a Counters block: calls, bytes in and out, and calls and bytes per call
+kind.  The fast path (native/fastpath.c) counts into the same blocks, so
+they are the one source of every total.  Totals per class and kind, per
+process, and per connection (a socket, named by its inode, whichever
+processes moved its bytes) are sums over them, taken when asked for.
+Nothing here touches the kernel.
 """
 
 from __future__ import annotations
 
 import attrs
 
+from ._fastpath import Counters
 from .classify import Classification, FdClass
+from .syscalls import CALL_KINDS, KIND_INDEX
 
 
 @attrs.define
@@ -26,21 +32,34 @@ class ClassTotals:
     kinds: dict[str, KindTotals] = attrs.Factory(dict)
 
 
-@attrs.define
+@attrs.define(eq=False)
 class FdStats:
     """One descriptor of one process, from its first use to its close."""
 
     pid: int
     fd: int
     classification: Classification
-    bytes_in: int = 0
-    bytes_out: int = 0
-    calls: int = 0
+    counters: Counters = attrs.Factory(Counters)
     open: bool = True
 
     @property
     def fd_class(self) -> FdClass:
         return self.classification.fd_class
+
+    @property
+    def calls(self) -> int:
+        return self.counters.calls
+
+    @property
+    def bytes_in(self) -> int:
+        return self.counters.bytes_in
+
+    @property
+    def bytes_out(self) -> int:
+        return self.counters.bytes_out
+
+    def kinds(self) -> dict[str, KindTotals]:
+        return {CALL_KINDS[i]: KindTotals(calls, nbytes) for i, (calls, nbytes) in self.counters.kinds().items()}
 
 
 @attrs.define
@@ -64,20 +83,30 @@ class ProcessStats:
     started: float  # wall time
     log_name: str  # "<pid>", or "<pid>-<n>" for the n-th process of a reused pid
     exit_status: int | None = None  # a wait status
-    exit_code: int | None = None  # the code given to exit_group, when one was
     ended: float | None = None
     execs: list[list[str]] = attrs.Factory(list)
-    next_seq: int = 0
+    calls: int = 0  # traced calls, the seq numbers given out (set at the end)
     inexact_calls: int = 0
     refused_calls: int = 0
     fds: list[FdStats] = attrs.Factory(list)  # every fd lifetime, in order of first use
     open_fds: dict[int, FdStats] = attrs.Factory(dict)
-    classes: dict[FdClass, ClassTotals] = attrs.Factory(dict)
 
-    def take_seq(self) -> int:
-        seq = self.next_seq
-        self.next_seq += 1
-        return seq
+    @property
+    def classes(self) -> dict[FdClass, ClassTotals]:
+        """Totals per class and call kind, summed over the fd lifetimes."""
+        totals: dict[FdClass, ClassTotals] = {}
+        for fd in self.fds:
+            if not fd.calls:
+                continue
+            t = totals.setdefault(fd.fd_class, ClassTotals())
+            t.calls += fd.calls
+            t.bytes_in += fd.bytes_in
+            t.bytes_out += fd.bytes_out
+            for kind, k in fd.kinds().items():
+                into = t.kinds.setdefault(kind, KindTotals())
+                into.calls += k.calls
+                into.bytes += k.bytes
+        return totals
 
 
 @attrs.frozen
@@ -103,7 +132,6 @@ class LegTotals:
 class Ledger:
     processes: dict[int, ProcessStats] = attrs.Factory(dict)  # the process now holding each pid
     history: list[ProcessStats] = attrs.Factory(list)  # every process of the run, in start order
-    connections: dict[tuple[int, int], Connection] = attrs.Factory(dict)
 
     # -- processes ---------------------------------------------------------
 
@@ -161,40 +189,33 @@ class Ledger:
         if not exact:
             stats.inexact_calls += 1
         totals = []
+        index = KIND_INDEX[kind]
         for leg in legs:
             fd_stats = stats.open_fds[leg.fd]
-            fd_stats.calls += 1
-            class_totals = stats.classes.setdefault(fd_stats.fd_class, ClassTotals())
-            class_totals.calls += 1
-            kind_totals = class_totals.kinds.setdefault(kind, KindTotals())
-            kind_totals.calls += 1
-            kind_totals.bytes += leg.nbytes
-            if leg.direction == "in":
-                fd_stats.bytes_in += leg.nbytes
-                class_totals.bytes_in += leg.nbytes
-            else:
-                fd_stats.bytes_out += leg.nbytes
-                class_totals.bytes_out += leg.nbytes
-            if fd_stats.fd_class is FdClass.NET:
-                self._count_connection(pid, fd_stats, leg)
-            totals.append(LegTotals(leg.fd, fd_stats, fd_stats.bytes_in, fd_stats.bytes_out))
+            bytes_in, bytes_out = fd_stats.counters.add(index, leg.direction == "in", leg.nbytes)
+            totals.append(LegTotals(leg.fd, fd_stats, bytes_in, bytes_out))
         return totals
 
     def refused_call(self, pid: int) -> None:
         self.processes[pid].refused_calls += 1
 
-    def _count_connection(self, pid: int, fd_stats: FdStats, leg: Leg) -> None:
-        c = fd_stats.classification
-        connection = self.connections.get(c.identity)
-        if connection is None:
-            connection = Connection(inode=c.identity[1], detail=c.detail, local=c.local, remote=c.remote)
-            self.connections[c.identity] = connection
-        # Endpoints fill in as the socket binds and connects.
-        connection.local = c.local or connection.local
-        connection.remote = c.remote or connection.remote
-        if leg.direction == "in":
-            connection.bytes_in += leg.nbytes
-        else:
-            connection.bytes_out += leg.nbytes
-        if leg.nbytes and pid not in connection.pids:
-            connection.pids.append(pid)
+    # -- connections ---------------------------------------------------------
+
+    def connections(self) -> list[Connection]:
+        """Every socket that moved bytes, by inode, with the processes that moved them."""
+        found: dict[tuple[int, int], Connection] = {}
+        for process in self.history:
+            for fd in process.fds:
+                c = fd.classification
+                if fd.fd_class is not FdClass.NET or not fd.calls:
+                    continue
+                connection = found.get(c.identity)
+                if connection is None:
+                    connection = found[c.identity] = Connection(c.identity[1], c.detail, c.local, c.remote)
+                connection.local = c.local or connection.local
+                connection.remote = c.remote or connection.remote
+                connection.bytes_in += fd.bytes_in
+                connection.bytes_out += fd.bytes_out
+                if (fd.bytes_in or fd.bytes_out) and process.pid not in connection.pids:
+                    connection.pids.append(process.pid)
+        return list(found.values())

@@ -11,17 +11,16 @@ import json
 import os
 import time
 
+from . import _fastpath as fastpath
 from . import reports
 from .classify import Classification, FdClass
-from .ledger import FdStats, Leg, Ledger, LegTotals
+from .ledger import Leg, Ledger, LegTotals
 from .syscalls import Layout, Syscall, as_int
 
 SOCKET_LAYOUTS = (Layout.SOCK, Layout.MSG, Layout.MMSG)
 
 SCHEMA = 1
 ENVELOPE = ("schema", "type", "seq", "mono", "wall", "pid")  # keys every event has
-EVENT_BATCH = 512  # lines kept before a write
-ROW_BATCH = 4096  # per-process log rows kept before a write
 
 
 def _socket_flags(syscall: Syscall, args: tuple) -> int | None:
@@ -32,43 +31,17 @@ def _socket_flags(syscall: Syscall, args: tuple) -> int | None:
     return None
 
 
-class LineFile:
-    """Appends whole lines to a file, in batches."""
-
-    def __init__(self, path: str, first_line: str | None = None):
-        self.path = path
-        self.pending: list[str] = []
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        if first_line is not None:
-            self.pending.append(first_line)
-
-    def add(self, line: str, batch: int) -> None:
-        self.pending.append(line)
-        if len(self.pending) >= batch:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        data = ("\n".join(self.pending) + "\n").encode()
-        self.pending.clear()
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view) :]
-
-    def close(self) -> None:
-        self.flush()
-        os.close(self.fd)
-
-
 class Recorder:
     def __init__(self, out_dir: str, trace=None):
         self.out_dir = out_dir
         self.ledger = Ledger()
-        self.events = LineFile(os.path.join(out_dir, "events.jsonl"))
+        # One writer for events.jsonl, shared with the fast path so that the
+        # lines of both stay whole (native/fastpath.c batches them).
+        self.events_fd = os.open(
+            os.path.join(out_dir, "events.jsonl"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644
+        )
         self.trace = trace  # a text stream, or None
-        self.rows: dict[str, list[str]] = {}  # log name -> rows not yet written
-        self.logs_started: set[str] = set()
+        fastpath.set_output(self.events_fd, trace.fileno() if trace is not None else -1)
         self._heartbeat_seen: dict[tuple[int, int], tuple[int, int]] = {}
         self._fragments: dict[int, tuple[Classification, str]] = {}
 
@@ -80,7 +53,7 @@ class Recorder:
         if clash:
             raise ValueError(f"event fields {sorted(clash)} would overwrite the envelope")
         record.update(fields)
-        self.events.add(json.dumps(record, separators=(",", ":")), EVENT_BATCH)
+        fastpath.emit(json.dumps(record, separators=(",", ":")))
 
     def note(self, pid: int, text: str) -> None:
         if self.trace is not None:
@@ -94,13 +67,12 @@ class Recorder:
 
     # -- processes ---------------------------------------------------------------
 
-    def process_started(self, pid: int, ppid: int, argv: list[str], parent_known: bool) -> None:
-        earlier = self.ledger.processes.get(pid)
-        if earlier is not None and earlier.log_name in self.rows:
-            self._write_rows(earlier.log_name)  # the pid was reused: finish the old log's rows
-        self.ledger.process_started(pid, ppid, argv, time.time())
+    def process_started(self, pid: int, ppid: int, argv: list[str], parent_known: bool) -> str:
+        """Returns the path of the process's log."""
+        stats = self.ledger.process_started(pid, ppid, argv, time.time())
         self._event("fork" if parent_known else "process", pid, ppid=ppid, argv=argv)
         self.note(pid, f"process {pid} started, parent {ppid}: {' '.join(argv)}")
+        return self.log_path(stats.log_name)
 
     def process_exec(self, pid: int, tid: int, path: str, argv: list[str]) -> None:
         self.ledger.process_exec(pid, argv)
@@ -174,11 +146,11 @@ class Recorder:
             line = (
                 f'{{"schema":{SCHEMA},"type":"call","seq":{seq},"mono":{time.monotonic()!r},"wall":{wall!r},'
                 f'"pid":{pid},"syscall":"{syscall.name}","kind":"{kind}","tid":{tid},"fd":{totals[0].fd},'
-                f'{self._fd_fragment(first)},"result":{result},"exact":{"true" if exact else "false"},'
+                f'{self.fd_fragment(first.classification)},"result":{result},"exact":{"true" if exact else "false"},'
                 f'"fd_in":{first.bytes_in},"fd_out":{first.bytes_out}'
                 + ("}" if flags is None else f',"flags":{flags}}}')
             )
-            self.events.add(line, EVENT_BATCH)
+            fastpath.emit(line)
         else:
             record = {
                 "syscall": syscall.name,
@@ -207,14 +179,13 @@ class Recorder:
             self._trace_call(pid, first.fd_class if first else None, reports.call_text(syscall, args), result)
         for t in totals:
             if t.stats.fd_class is FdClass.NET and result is not None:
-                self._log_row(self.ledger.processes[pid].log_name,
-                              reports.log_row(kind, t.fd, pid, seq, wall, result, t.bytes_in, t.bytes_out))
+                fastpath.add_row(pid, reports.log_row(kind, t.fd, pid, seq, wall, result, t.bytes_in, t.bytes_out))
 
-    def _fd_fragment(self, stats: FdStats) -> str:
-        key = id(stats.classification)
+    def fd_fragment(self, c: Classification) -> str:
+        """An fd's class and detail as JSON members, encoded once per classification."""
+        key = id(c)
         fragment = self._fragments.get(key)
-        if fragment is None or fragment[0] is not stats.classification:
-            c = stats.classification
+        if fragment is None or fragment[0] is not c:
             text = f'"class":"{c.fd_class.value}","detail":{json.dumps(c.describe())}'
             fragment = (c, text)
             self._fragments[key] = fragment
@@ -243,24 +214,6 @@ class Recorder:
         self._event("signal", pid, signal=name, forwarded=forwarded)
         self.note(pid, f"forwarded {name}" if forwarded else f"{name} from the terminal (the target got it too)")
 
-    def _log_row(self, log_name: str, row: str) -> None:
-        rows = self.rows.setdefault(log_name, [])
-        rows.append(row)
-        if len(rows) >= ROW_BATCH:
-            self._write_rows(log_name)
-
-    def _write_rows(self, log_name: str) -> None:
-        path = self.log_path(log_name)
-        lines = self.rows.pop(log_name, [])
-        if log_name not in self.logs_started:
-            self.logs_started.add(log_name)
-            lines.insert(0, reports.LOG_HEADER)
-            mode = "w"
-        else:
-            mode = "a"
-        with open(path, mode) as f:
-            f.write("".join(line + "\n" for line in lines))
-
     def log_path(self, log_name: str) -> str:
         return os.path.join(self.out_dir, f"{log_name}.log")
 
@@ -275,14 +228,17 @@ class Recorder:
                 if fd.calls and self._heartbeat_seen.get(key) != now:
                     self._heartbeat_seen[key] = now
                     self._event("sample", p.pid, fd=fd.fd, **{"class": fd.fd_class.value}, fd_in=now[0], fd_out=now[1])
-        self.events.flush()
+        fastpath.flush()
 
     def write_logs(self) -> None:
+        """Each process's log: the rows the run wrote (or just the header), then the sections."""
+        for process in self.ledger.processes.values():
+            fastpath.flush_rows(process.pid)
         for process in self.ledger.history:
-            name = process.log_name
-            if name in self.rows or name not in self.logs_started:
-                self._write_rows(name)
-            with open(self.log_path(name), "a") as f:
+            path = self.log_path(process.log_name)
+            with open(path, "a") as f:
+                if f.tell() == 0:
+                    f.write(reports.LOG_HEADER + "\n")
                 f.write(reports.log_sections(process))
 
     def write_summary(self, run: dict) -> None:
@@ -292,4 +248,5 @@ class Recorder:
             f.write("\n")
 
     def close(self) -> None:
-        self.events.close()
+        fastpath.flush()
+        os.close(self.events_fd)

@@ -18,8 +18,7 @@ LOG_HEADER = "call,fd,pid,seq,time,size,recv_so_far,send_so_far"
 ALWAYS_SHOWN = (FdClass.NET, FdClass.PIPE, FdClass.DISK)
 SHOWN_WHEN_USED = (FdClass.TTY, FdClass.DEVICE, FdClass.OTHER)
 
-_DATA_KINDS_IN_TABLE_ORDER = [s.name for s in syscalls.TABLE if s.handling is syscalls.Handling.DATA]
-EXTRA_KINDS = [k for k in _DATA_KINDS_IN_TABLE_ORDER if k not in syscalls.NTRACE_KINDS]
+EXTRA_KINDS = syscalls.CALL_KINDS[len(syscalls.NTRACE_KINDS):]
 
 
 def format_time(wall: float) -> str:
@@ -35,14 +34,13 @@ def _kind_line(name: str, totals) -> str:
     return f"{name:>9} : {calls} ({nbytes})"
 
 
-def class_section(process: ProcessStats, fd_class: FdClass) -> list[str]:
+def class_section(process: ProcessStats, fd_class: FdClass, totals: ClassTotals) -> list[str]:
     title = fd_class.title
     lines = [
         f"{title}:{fd.pid}:{fd.fd} ({fd.bytes_in},{fd.bytes_out})"
         for fd in process.fds
         if fd.fd_class is fd_class and fd.calls
     ]
-    totals = process.classes.get(fd_class, ClassTotals())
     lines.append(f"{title} totals: ({totals.bytes_in}, {totals.bytes_out})")
     lines.extend(_kind_line(kind, totals.kinds.get(kind)) for kind in syscalls.NTRACE_KINDS)
     lines.extend(_kind_line(kind, totals.kinds[kind]) for kind in EXTRA_KINDS if kind in totals.kinds)
@@ -51,8 +49,9 @@ def class_section(process: ProcessStats, fd_class: FdClass) -> list[str]:
 
 def log_sections(process: ProcessStats) -> str:
     """Everything after the call rows in <pid>.log."""
-    shown = list(ALWAYS_SHOWN) + [c for c in SHOWN_WHEN_USED if c in process.classes]
-    blocks = ["\n".join(class_section(process, c)) for c in shown]
+    classes = process.classes
+    shown = list(ALWAYS_SHOWN) + [c for c in SHOWN_WHEN_USED if c in classes]
+    blocks = ["\n".join(class_section(process, c, classes.get(c, ClassTotals()))) for c in shown]
     return "\n" + "\n\n".join(blocks) + "\n"
 
 
@@ -113,6 +112,7 @@ def summary(ledger: Ledger, run: dict) -> dict:
     processes = []
     class_totals: dict[str, dict] = {}
     for p in ledger.history:
+        classes = p.classes
         processes.append(
             {
                 "pid": p.pid,
@@ -124,10 +124,10 @@ def summary(ledger: Ledger, run: dict) -> dict:
                 "ended": p.ended,
                 "exit_status": shell_status(p.exit_status),
                 "exit": describe_status(p.exit_status),
-                "calls": p.next_seq,
+                "calls": p.calls,
                 "inexact_calls": p.inexact_calls,
                 "refused_calls": p.refused_calls,
-                "classes": {c.value: _class_json(t) for c, t in p.classes.items()},
+                "classes": {c.value: _class_json(t) for c, t in classes.items()},
                 "fds": [
                     {
                         "fd": fd.fd,
@@ -142,7 +142,7 @@ def summary(ledger: Ledger, run: dict) -> dict:
                 ],
             }
         )
-        for c, t in p.classes.items():
+        for c, t in classes.items():
             agg = class_totals.setdefault(c.value, {"calls": 0, "bytes_in": 0, "bytes_out": 0})
             agg["calls"] += t.calls
             agg["bytes_in"] += t.bytes_in
@@ -157,7 +157,7 @@ def summary(ledger: Ledger, run: dict) -> dict:
             "bytes_out": c.bytes_out,
             "pids": c.pids,
         }
-        for c in ledger.connections.values()
+        for c in ledger.connections()
     ]
     return {
         "schema": 1,
@@ -176,8 +176,9 @@ def summary(ledger: Ledger, run: dict) -> dict:
 def exit_table(ledger: Ledger) -> str:
     rows = [("pid", "class", "calls", "bytes in", "bytes out")]
     for p in ledger.history:
+        classes = p.classes
         for c in FdClass:
-            t = p.classes.get(c)
+            t = classes.get(c)
             if t is not None:
                 rows.append((str(p.pid), c.value, str(t.calls), str(t.bytes_in), str(t.bytes_out)))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]

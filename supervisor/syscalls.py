@@ -151,6 +151,14 @@ FCNTL_TRACED_COMMANDS = (F_DUPFD, F_DUPFD_CLOEXEC)
 NTRACE_KINDS = ("read", "recv", "recvfrom", "recvmsg", "write", "send", "sendto", "sendmsg")
 
 
+# Every call kind, ntrace's first; its position is the kind's index in the
+# per-fd counters (ledger.FdStats, native/fastpath.c).
+CALL_KINDS: tuple[str, ...] = NTRACE_KINDS + tuple(
+    s.name for s in TABLE if s.handling is Handling.DATA and s.name not in NTRACE_KINDS
+)
+KIND_INDEX: dict[str, int] = {kind: i for i, kind in enumerate(CALL_KINDS)}
+
+
 def call_kind(syscall: Syscall, args: tuple[int, ...]) -> str:
     """The kind a call is reported under: libc's recv and send are recvfrom
     and sendto with no address, and ntrace counted them apart."""

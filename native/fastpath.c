@@ -1,0 +1,1621 @@
+/*
+ * superv._fastpath: the hot path of the supervisor.
+ *
+ * run() is the receiver loop.  For the common data calls on an fd whose
+ * classification Python has cached here (read, write, pread64, pwrite64,
+ * readv, writev, recv, send on pipes, sockets, files, memory devices) it
+ * does RECV -> emulate -> record -> SEND itself, without the GIL.  Every
+ * other notification (a cache miss, a lifecycle call, a call that would
+ * block, an unusual flag) goes to the Python handler unchanged, and Python
+ * stays the reference implementation of everything.
+ *
+ * The emulation follows supervisor/emulate.py step for step (kernel-facts
+ * §2.2): a pipe is peeked with tee() and only what reached the caller is
+ * consumed, a stream socket with MSG_PEEK, a file is read and rewound by
+ * what was not delivered; writes read the caller's buffer once.
+ *
+ * State shared with Python (processes, tasks, cached fds, counters, the
+ * events and log-row writers) is guarded by one recursive mutex, `lock`;
+ * Python takes it through the module's `lock` object, releasing the GIL
+ * while it waits, so neither side can deadlock the other.
+ */
+#define PY_SSIZE_T_CLEAN
+#define _GNU_SOURCE
+#include <Python.h>
+#include <structmember.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <limits.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CHUNK (1 << 20)            /* the largest call the fast path takes */
+#define TASK_SIZE_MAX ((1ULL << 47) - 4096)
+#define MAX_NR 512
+#define MAX_KINDS 40
+#define FAST_IOV_MAX 64
+#define HASH_BUCKETS 4096
+#define EVENTS_BUFFER (256 * 1024)
+#define ROWS_BUFFER (64 * 1024)
+#define SPLICE_F_NONBLOCK_ 2
+#ifndef RWF_NOWAIT
+#define RWF_NOWAIT 0x08
+#endif
+
+/* How a call's arguments describe its buffer (syscalls.Layout, fast ones). */
+enum { L_NONE = 0, L_BUF, L_BUF_AT, L_IOV, L_SOCK };
+/* How the fd is performed on (classify.IoMode, fast ones). */
+enum { M_NONE = 0, M_PIPE, M_STREAM, M_DATAGRAM, M_FILE, M_MEMDEV };
+
+typedef struct {
+    uint8_t layout;
+    uint8_t inward;           /* bytes flow into the caller */
+    int8_t kind;              /* index of the call kind */
+    int8_t kind_noaddr;       /* recvfrom/sendto without address: recv/send */
+    char name[24];
+} call_spec;
+
+/* ---- counters: one fd lifetime's totals, shared with Python ------------- */
+
+typedef struct {
+    PyObject_HEAD
+    unsigned long long calls, bytes_in, bytes_out;
+    unsigned long long kind_calls[MAX_KINDS], kind_bytes[MAX_KINDS];
+} Counters;
+
+/* ---- the state ------------------------------------------------------------ */
+
+typedef struct fd_entry {
+    int refs;                 /* the fd table's, and each parked call's */
+    int registered;           /* dup is in parked_epoll */
+    struct parked *waiter;    /* the parked call that dup's registration serves */
+    int dup;                  /* the supervisor's copy of the caller's fd */
+    uint8_t mode;
+    uint8_t is_net;
+    char tag[8];              /* " NET", for --trace */
+    char *fragment;           /* "class":"net","detail":"..." */
+    Py_ssize_t fragment_len;
+    Counters *counters;       /* owned reference */
+} fd_entry;
+
+typedef struct proc {
+    int pid;
+    unsigned long long next_seq;
+    int slow;                 /* every call to Python (the launcher; an exec to settle) */
+    fd_entry **fds;
+    int nfds;
+    char *rows;               /* network rows of <pid>.log not yet written */
+    size_t rows_len;
+    char *log_path;
+    int log_started;
+    struct proc *next;
+} proc;
+
+typedef struct task {
+    int tid;
+    proc *p;
+    int slow;                 /* its next call to Python (a result to learn) */
+    struct task *next;
+} task;
+
+static pthread_mutex_t lock;
+static proc *procs[HASH_BUCKETS];
+static task *tasks[HASH_BUCKETS];
+static call_spec specs[MAX_NR];
+static int listener = -1, events_fd = -1, trace_fd = -1;
+static PyObject *handler;
+static volatile int stopping;
+static char *events_buf;
+static size_t events_len;
+static int scratch_r = -1, scratch_w = -1;
+static size_t scratch_size;
+static char *buffer;          /* CHUNK bytes, page-aligned (O_DIRECT files) */
+static char *junk;            /* where consumed bytes go */
+static unsigned long long fast_calls, slow_calls;
+
+static unsigned bucket(int key) { return (unsigned)key * 2654435761u % HASH_BUCKETS; }
+
+static proc *find_proc(int pid)
+{
+    for (proc *p = procs[bucket(pid)]; p; p = p->next)
+        if (p->pid == pid)
+            return p;
+    return NULL;
+}
+
+static task *find_task(int tid)
+{
+    for (task *t = tasks[bucket(tid)]; t; t = t->next)
+        if (t->tid == tid)
+            return t;
+    return NULL;
+}
+
+static void take_lock(void);
+
+/* A reference gone; the last one closes our copy of the caller's fd.  A
+ * parked call keeps it open, as a blocked call keeps its file natively. */
+static fd_entry *graveyard; /* entries whose counters await a thread with the GIL */
+
+static int parked_epoll = -1;
+
+static void entry_release(fd_entry *e)
+{
+    if (!e || --e->refs > 0)
+        return;
+    if (e->registered)
+        epoll_ctl(parked_epoll, EPOLL_CTL_DEL, e->dup, NULL);
+    if (e->dup >= 0)
+        close(e->dup);
+    e->dup = -1;
+    free(e->fragment);
+    e->fragment = NULL;
+    if (PyGILState_Check()) {
+        Py_XDECREF(e->counters);
+        free(e);
+    } else {
+        /* A Python refcount is only touched with the GIL. */
+        e->fragment_len = (Py_ssize_t)(uintptr_t)graveyard;
+        graveyard = e;
+    }
+}
+
+/* Free what entry_release left for a thread with the GIL (which holds it). */
+static void bury(void)
+{
+    take_lock();
+    while (graveyard) {
+        fd_entry *e = graveyard;
+        graveyard = (fd_entry *)(uintptr_t)e->fragment_len;
+        Py_XDECREF(e->counters);
+        free(e);
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+/* ---- output: events.jsonl, <pid>.log rows, --trace ------------------------- */
+
+static void write_all(int fd, const char *data, size_t len)
+{
+    while (len) {
+        ssize_t n = write(fd, data, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return; /* a full disk: the run goes on, what fits is kept */
+        data += n;
+        len -= (size_t)n;
+    }
+}
+
+static void events_flush(void)
+{
+    if (events_len && events_fd >= 0)
+        write_all(events_fd, events_buf, events_len);
+    events_len = 0;
+}
+
+static void events_add(const char *line, size_t len)
+{
+    if (events_len + len + 1 > EVENTS_BUFFER)
+        events_flush();
+    if (len + 1 > EVENTS_BUFFER) {
+        write_all(events_fd, line, len);
+        write_all(events_fd, "\n", 1);
+        return;
+    }
+    memcpy(events_buf + events_len, line, len);
+    events_len += len;
+    events_buf[events_len++] = '\n';
+}
+
+static const char LOG_HEADER[] = "call,fd,pid,seq,time,size,recv_so_far,send_so_far\n";
+
+static int rows_flush(proc *p)
+{
+    if (!p->log_path || (!p->rows_len && p->log_started))
+        return 0;
+    int fd = open(p->log_path, O_WRONLY | O_CREAT | O_CLOEXEC | (p->log_started ? O_APPEND : O_TRUNC), 0644);
+    if (fd < 0)
+        return -1;
+    if (!p->log_started)
+        write_all(fd, LOG_HEADER, sizeof LOG_HEADER - 1);
+    write_all(fd, p->rows, p->rows_len);
+    close(fd);
+    p->log_started = 1;
+    p->rows_len = 0;
+    return 0;
+}
+
+static void rows_add(proc *p, const char *row, size_t len)
+{
+    if (!p->rows) {
+        p->rows = malloc(ROWS_BUFFER);
+        if (!p->rows)
+            return;
+    }
+    if (p->rows_len + len + 1 > ROWS_BUFFER)
+        rows_flush(p);
+    if (len + 1 > ROWS_BUFFER)
+        return;
+    memcpy(p->rows + p->rows_len, row, len);
+    p->rows_len += len;
+    p->rows[p->rows_len++] = '\n';
+}
+
+static double clock_seconds(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The kind names, set by init(): the record's "kind" and the counters' index. */
+static char kind_names[MAX_KINDS][24];
+
+/* ---- one call, decoded --------------------------------------------------------- */
+
+typedef struct {
+    struct seccomp_notif n;
+    const call_spec *spec;
+    int pid, tid, fd, kind, sock_flags, nremote;
+    fd_entry *e;              /* a reference, while the call is parked */
+    size_t count;
+    long long offset;         /* -1: the file's own position */
+    struct iovec remote[FAST_IOV_MAX];
+} call_t;
+
+typedef struct parked {
+    call_t c;
+    int wait_fd;              /* a dup registered (one-shot) in parked_epoll */
+    struct parked *next;
+} parked;
+
+static parked *parked_list;     /* in arrival order */
+static int parked_count;
+
+/* Calls to give to Python once the lock is let go; each thread has its own. */
+#define HANDOFF_MAX 256
+typedef struct {
+    struct {
+        struct seccomp_notif n;
+        size_t progress;
+    } items[HANDOFF_MAX];
+    int count;
+} handoffs_t;
+
+/* ---- records ----------------------------------------------------------------- */
+
+/* Records are formatted by hand: printf's float conversion was a sixth of
+ * the supervisor's time (perf, pipe ping-pong). */
+typedef struct {
+    char *at, *end;
+} out_t;
+
+static void put(out_t *o, const char *s, size_t n)
+{
+    if (o->at + n <= o->end) {
+        memcpy(o->at, s, n);
+        o->at += n;
+    }
+}
+#define PUT(o, literal) put(o, literal, sizeof(literal) - 1)
+
+static void put_str(out_t *o, const char *s) { put(o, s, strlen(s)); }
+
+static void put_u64(out_t *o, unsigned long long v)
+{
+    char digits[24];
+    int i = sizeof digits;
+    do
+        digits[--i] = (char)('0' + v % 10);
+    while (v /= 10);
+    put(o, digits + i, sizeof digits - (size_t)i);
+}
+
+static void put_i64(out_t *o, long long v)
+{
+    if (v < 0) {
+        PUT(o, "-");
+        put_u64(o, (unsigned long long)-(v + 1) + 1);
+    } else {
+        put_u64(o, (unsigned long long)v);
+    }
+}
+
+/* seconds.fraction with `digits` digits (6: microseconds, 9: nanoseconds) */
+static void put_time(out_t *o, const struct timespec *ts, int digits)
+{
+    put_u64(o, (unsigned long long)ts->tv_sec);
+    char frac[9];
+    long v = digits == 6 ? ts->tv_nsec / 1000 : ts->tv_nsec;
+    for (int i = digits - 1; i >= 0; i--, v /= 10)
+        frac[i] = (char)('0' + v % 10);
+    PUT(o, ".");
+    put(o, frac, (size_t)digits);
+}
+
+static void record(proc *p, const call_t *c, long long result, unsigned long long moved, int interrupted)
+{
+    fd_entry *e = c->e;
+    Counters *k = e->counters;
+    unsigned long long seq = p->next_seq++;
+    k->calls++;
+    k->kind_calls[c->kind]++;
+    k->kind_bytes[c->kind] += moved;
+    if (c->spec->inward)
+        k->bytes_in += moved;
+    else
+        k->bytes_out += moved;
+    struct timespec wall, mono;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+
+    char line[1024];
+    out_t o = {line, line + sizeof line - 1};
+    PUT(&o, "{\"schema\":1,\"type\":\"call\",\"seq\":");
+    put_u64(&o, seq);
+    PUT(&o, ",\"mono\":");
+    put_time(&o, &mono, 9);
+    PUT(&o, ",\"wall\":");
+    put_time(&o, &wall, 6);
+    PUT(&o, ",\"pid\":");
+    put_i64(&o, p->pid);
+    PUT(&o, ",\"syscall\":\"");
+    put_str(&o, c->spec->name);
+    PUT(&o, "\",\"kind\":\"");
+    put_str(&o, kind_names[c->kind]);
+    PUT(&o, "\",\"tid\":");
+    put_i64(&o, c->tid);
+    PUT(&o, ",\"fd\":");
+    put_i64(&o, c->fd);
+    PUT(&o, ",");
+    put(&o, e->fragment, (size_t)e->fragment_len);
+    PUT(&o, ",\"result\":");
+    if (interrupted)
+        PUT(&o, "null");
+    else
+        put_i64(&o, result);
+    PUT(&o, ",\"exact\":true,\"fd_in\":");
+    put_u64(&o, k->bytes_in);
+    PUT(&o, ",\"fd_out\":");
+    put_u64(&o, k->bytes_out);
+    if (c->spec->layout == L_SOCK) {
+        PUT(&o, ",\"flags\":");
+        put_i64(&o, c->sock_flags);
+    }
+    if (interrupted)
+        PUT(&o, ",\"interrupted\":true");
+    PUT(&o, "}");
+    events_add(line, (size_t)(o.at - line));
+
+    if (e->is_net && !interrupted) {
+        char row[192];
+        out_t r = {row, row + sizeof row};
+        put_str(&r, kind_names[c->kind]);
+        PUT(&r, ",");
+        put_i64(&r, c->fd);
+        PUT(&r, ",");
+        put_i64(&r, p->pid);
+        PUT(&r, ",");
+        put_u64(&r, seq);
+        PUT(&r, ",");
+        put_time(&r, &wall, 6);
+        PUT(&r, ",");
+        put_i64(&r, result);
+        PUT(&r, ",");
+        put_u64(&r, k->bytes_in);
+        PUT(&r, ",");
+        put_u64(&r, k->bytes_out);
+        rows_add(p, row, (size_t)(r.at - row));
+    }
+    if (trace_fd >= 0) {
+        char tl[256];
+        int m;
+        if (interrupted)
+            m = snprintf(tl, sizeof tl, "[%d] [%s] %s(%d, %zu) = ? (interrupted by a signal)\n", p->pid, e->tag,
+                         c->spec->name, c->fd, c->count);
+        else if (result < 0)
+            m = snprintf(tl, sizeof tl, "[%d] [%s] %s(%d, %zu) = -1 %s (%s)\n", p->pid, e->tag, c->spec->name,
+                         c->fd, c->count, strerrorname_np((int)-result) ? strerrorname_np((int)-result) : "?",
+                         strerror((int)-result));
+        else
+            m = snprintf(tl, sizeof tl, "[%d] [%s] %s(%d, %zu) = %lld\n", p->pid, e->tag, c->spec->name, c->fd,
+                         c->count, result);
+        if (m > 0 && m < (int)sizeof tl)
+            write_all(trace_fd, tl, (size_t)m);
+    }
+}
+
+static void answer(const struct seccomp_notif *n, long long result)
+{
+    struct seccomp_notif_resp r;
+    memset(&r, 0, sizeof r);
+    r.id = n->id;
+    if (result < 0)
+        r.error = (int)result;
+    else
+        r.val = result;
+    ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &r);
+}
+
+/* ---- emulation ------------------------------------------------------------- */
+
+/* What an attempt can say besides an answer. */
+#define WOULD_BLOCK (LLONG_MIN + 1) /* nothing done: wait, or EAGAIN for a non-blocking caller */
+#define TO_PYTHON LLONG_MIN         /* nothing done (or *progress written): Python's to do */
+
+static ssize_t deliver(pid_t tid, const char *data, size_t len, const struct iovec *remote, int nremote)
+{
+    if (!len)
+        return 0;
+    struct iovec local = {.iov_base = (void *)data, .iov_len = len};
+    struct iovec trimmed[FAST_IOV_MAX];
+    int used = 0;
+    size_t room = len;
+    for (int i = 0; i < nremote && room; i++) {
+        trimmed[used] = remote[i];
+        if (trimmed[used].iov_len > room)
+            trimmed[used].iov_len = room;
+        room -= trimmed[used].iov_len;
+        used++;
+    }
+    ssize_t n = process_vm_writev(tid, &local, 1, trimmed, used, 0);
+    return n < 0 ? 0 : n;
+}
+
+static void consume(int fd, size_t len, int socket)
+{
+    while (len) {
+        ssize_t n = socket ? recv(fd, junk, len, MSG_DONTWAIT) : read(fd, junk, len);
+        if (n <= 0)
+            return;
+        len -= (size_t)n;
+    }
+}
+
+/* The scratch pipe after a tee(): one read of up to `want`, the rest drained.
+ * *left says how many bytes were left behind (a packet-mode tail shows there). */
+static ssize_t scratch_take(size_t want, size_t teed, size_t *left)
+{
+    ssize_t got = read(scratch_r, buffer, want);
+    if (got < 0)
+        got = 0;
+    *left = 0;
+    if ((size_t)got == teed)
+        return got; /* it is empty: no drain needed */
+    for (;;) {
+        ssize_t n = read(scratch_r, junk, CHUNK);
+        if (n <= 0)
+            break;
+        *left += (size_t)n;
+    }
+    return got;
+}
+
+static long long fast_read(const call_t *c)
+{
+    fd_entry *e = c->e;
+    ssize_t got, done;
+    switch (e->mode) {
+    case M_PIPE: {
+        size_t want = c->count < scratch_size - 1 ? c->count : scratch_size - 1;
+        ssize_t teed = tee(e->dup, scratch_w, want + 1, SPLICE_F_NONBLOCK_);
+        if (teed < 0)
+            return errno == EAGAIN ? WOULD_BLOCK : -errno;
+        if (teed == 0)
+            return 0; /* no writer left: end of file */
+        size_t left, expect = (size_t)teed < want ? (size_t)teed : want;
+        got = scratch_take(expect, (size_t)teed, &left);
+        if ((size_t)got < expect || (size_t)got + left < (size_t)teed)
+            return TO_PYTHON; /* packet-mode buffers: Python reads them one at a time */
+        done = deliver(c->tid, buffer, (size_t)got, c->remote, c->nremote);
+        consume(e->dup, (size_t)done, 0);
+        return done ? done : -EFAULT;
+    }
+    case M_STREAM:
+        got = recv(e->dup, buffer, c->count, MSG_PEEK | MSG_DONTWAIT);
+        if (got < 0)
+            return errno == EAGAIN ? WOULD_BLOCK : -errno;
+        if (got == 0)
+            return 0;
+        done = deliver(c->tid, buffer, (size_t)got, c->remote, c->nremote);
+        consume(e->dup, (size_t)done, 1);
+        return done ? done : -EFAULT;
+    case M_DATAGRAM:
+        if (c->count > 256 * 1024)
+            return TO_PYTHON;
+        got = recv(e->dup, buffer, c->count, MSG_DONTWAIT);
+        if (got < 0)
+            return errno == EAGAIN ? WOULD_BLOCK : -errno;
+        done = deliver(c->tid, buffer, (size_t)got, c->remote, c->nremote);
+        return done < got ? -EFAULT : got; /* taken whole, as the kernel takes it */
+    case M_FILE:
+        got = c->offset < 0 ? read(e->dup, buffer, c->count) : pread(e->dup, buffer, c->count, c->offset);
+        if (got < 0)
+            return errno == EAGAIN ? TO_PYTHON : -errno;
+        done = deliver(c->tid, buffer, (size_t)got, c->remote, c->nremote);
+        if (c->offset < 0 && done < got)
+            lseek(e->dup, done - got, SEEK_CUR);
+        return done || !got ? done : -EFAULT;
+    case M_MEMDEV:
+        got = read(e->dup, buffer, c->count);
+        if (got < 0)
+            return errno == EAGAIN ? TO_PYTHON : -errno;
+        done = deliver(c->tid, buffer, (size_t)got, c->remote, c->nremote);
+        return done || !got ? done : -EFAULT;
+    }
+    return TO_PYTHON;
+}
+
+static int socket_error_pending(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLERR};
+    return poll(&p, 1, 0) == 1 && (p.revents & POLLERR);
+}
+
+/* Writes: the caller's bytes are read once; on a short write with the fd
+ * blocking, Python takes over with *progress already written. */
+static long long fast_write(const call_t *c, int *sigpipe, size_t *progress)
+{
+    fd_entry *e = c->e;
+    struct iovec local = {.iov_base = buffer, .iov_len = c->count};
+    ssize_t got = process_vm_readv(c->tid, &local, 1, c->remote, c->nremote, 0);
+    if (got <= 0)
+        return -EFAULT;
+    if (e->mode == M_DATAGRAM && (size_t)got < c->count)
+        return -EFAULT;
+    size_t done = 0;
+    for (;;) {
+        ssize_t n;
+        if (done && e->mode == M_STREAM && socket_error_pending(e->dup))
+            return (long long)done; /* the error stays for the caller's next call */
+        switch (e->mode) {
+        case M_PIPE: {
+            struct iovec v = {.iov_base = buffer + done, .iov_len = (size_t)got - done};
+            n = pwritev2(e->dup, &v, 1, -1, RWF_NOWAIT);
+            break;
+        }
+        case M_STREAM:
+        case M_DATAGRAM:
+            n = send(e->dup, buffer + done, (size_t)got - done, c->sock_flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+            break;
+        case M_FILE:
+            n = c->offset < 0 ? write(e->dup, buffer + done, (size_t)got - done)
+                              : pwrite(e->dup, buffer + done, (size_t)got - done, c->offset + (long long)done);
+            break;
+        default:
+            n = write(e->dup, buffer + done, (size_t)got - done);
+        }
+        if (n < 0) {
+            if (errno == EAGAIN) {
+                if (!done)
+                    return WOULD_BLOCK;
+                int flags = fcntl(e->dup, F_GETFL);
+                if (flags >= 0 && (flags & O_NONBLOCK))
+                    return (long long)done;
+                *progress = done;
+                return TO_PYTHON;
+            }
+            if (errno == EPIPE && !(c->sock_flags & MSG_NOSIGNAL))
+                *sigpipe = 1;
+            return done ? (long long)done : -errno;
+        }
+        done += (size_t)n;
+        if (e->mode == M_DATAGRAM || done == (size_t)got || n == 0)
+            return (long long)done;
+    }
+}
+
+static long long attempt(const call_t *c, int *sigpipe, size_t *progress)
+{
+    return c->spec->inward ? fast_read(c) : fast_write(c, sigpipe, progress);
+}
+
+/* ---- decoding, with the kernel's own checks ------------------------------------ */
+
+/* Fill c from the notification; 0 when the call is not one for the fast path. */
+static int decode(const struct seccomp_notif *n, const call_spec *spec, task *t, call_t *c)
+{
+    proc *p = t->p;
+    const unsigned long long *a = n->data.args;
+    int fd = (int)a[0];
+    if (fd < 0 || fd >= p->nfds || !p->fds[fd])
+        return 0;
+    c->n = *n;
+    c->spec = spec;
+    c->pid = p->pid;
+    c->tid = t->tid;
+    c->fd = fd;
+    c->e = p->fds[fd];
+    c->kind = spec->kind;
+    c->sock_flags = 0;
+    c->offset = -1;
+    c->nremote = 1;
+    switch (spec->layout) {
+    case L_BUF:
+    case L_BUF_AT:
+    case L_SOCK:
+        c->count = (size_t)a[2];
+        if (c->count == 0 || c->count > CHUNK || a[1] + c->count > TASK_SIZE_MAX || a[1] + c->count < a[1])
+            return 0;
+        c->remote[0].iov_base = (void *)(uintptr_t)a[1];
+        c->remote[0].iov_len = c->count;
+        if (spec->layout == L_BUF_AT) {
+            c->offset = (long long)a[3];
+            if (c->offset < 0 || c->e->mode != M_FILE)
+                return 0;
+        }
+        if (spec->layout == L_SOCK) {
+            /* recv/send only: an address, or flags beyond these, are Python's */
+            c->sock_flags = (int)a[3];
+            int allowed = spec->inward ? MSG_DONTWAIT : (MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE);
+            if (a[4] || (c->sock_flags & ~allowed) || (c->e->mode != M_STREAM && c->e->mode != M_DATAGRAM))
+                return 0;
+            c->kind = spec->kind_noaddr;
+        }
+        return 1;
+    case L_IOV: {
+        unsigned long long vlen = a[2];
+        if (vlen == 0 || vlen > FAST_IOV_MAX)
+            return 0;
+        struct iovec local = {.iov_base = c->remote, .iov_len = vlen * sizeof(struct iovec)};
+        struct iovec where = {.iov_base = (void *)(uintptr_t)a[1], .iov_len = local.iov_len};
+        if (process_vm_readv(t->tid, &local, 1, &where, 1, 0) != (ssize_t)local.iov_len)
+            return 0;
+        c->count = 0;
+        for (unsigned long long i = 0; i < vlen; i++) {
+            uintptr_t base = (uintptr_t)c->remote[i].iov_base;
+            if ((ssize_t)c->remote[i].iov_len < 0 || base + c->remote[i].iov_len > TASK_SIZE_MAX)
+                return 0;
+            c->count += c->remote[i].iov_len;
+        }
+        if (c->count == 0 || c->count > CHUNK)
+            return 0;
+        c->nremote = (int)vlen;
+        return 1;
+    }
+    }
+    return 0;
+}
+
+static void finish(proc *p, const call_t *c, long long result, int sigpipe)
+{
+    record(p, c, result, result > 0 ? (unsigned long long)result : 0, 0);
+    if (sigpipe)
+        syscall(SYS_tgkill, p->pid, c->tid, SIGPIPE);
+    answer(&c->n, result);
+    fast_calls++;
+}
+
+/* Python will take this call, once the lock is let go.  Callers check
+ * handoffs_full() first, so there is always room. */
+static void hand_off(handoffs_t *h, const struct seccomp_notif *n, size_t progress)
+{
+    h->items[h->count].n = *n;
+    h->items[h->count].progress = progress;
+    h->count++;
+}
+
+static int handoffs_full(const handoffs_t *h) { return h->count >= HANDOFF_MAX - 1; }
+
+/* ---- parked calls: waiting without a thread per call ------------------------------ */
+
+#define LISTENER_TAG ((void *)1) /* the listener's entry in parked_epoll */
+
+/* A would-block on a blocking fd waits here: a socket with a receive or send
+ * timeout is left to Python, which keeps deadlines. */
+static int socket_has_timeout(const call_t *c)
+{
+    if (c->e->mode != M_STREAM && c->e->mode != M_DATAGRAM)
+        return 0;
+    struct timeval tv = {0, 0};
+    socklen_t len = sizeof tv;
+    getsockopt(c->e->dup, SOL_SOCKET, c->spec->inward ? SO_RCVTIMEO : SO_SNDTIMEO, &tv, &len);
+    return tv.tv_sec || tv.tv_usec;
+}
+
+static int caller_blocks(const call_t *c)
+{
+    if (c->sock_flags & MSG_DONTWAIT)
+        return 0;
+    int flags = fcntl(c->e->dup, F_GETFL);
+    return flags >= 0 && !(flags & O_NONBLOCK);
+}
+
+/* A parked call waits on its fd's cached duplicate, registered once in
+ * parked_epoll and re-armed (one-shot) with one epoll_ctl per park.  A
+ * second call parked on the same fd meanwhile gets a dup of its own. */
+static int arm(int fd, int registered, parked *pk)
+{
+    struct epoll_event ev = {.events = (pk->c.spec->inward ? EPOLLIN : EPOLLOUT) | EPOLLONESHOT, .data.ptr = pk};
+    return epoll_ctl(parked_epoll, registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
+}
+
+static int park(const call_t *c)
+{
+    parked *pk = calloc(1, sizeof *pk);
+    if (!pk)
+        return -1;
+    pk->c = *c;
+    fd_entry *e = c->e;
+    if (!e->waiter) {
+        if (arm(e->dup, e->registered, pk) < 0) {
+            free(pk);
+            return -1;
+        }
+        e->registered = 1;
+        e->waiter = pk;
+        pk->wait_fd = e->dup;
+    } else {
+        pk->wait_fd = dup(e->dup);
+        if (pk->wait_fd < 0 || arm(pk->wait_fd, 0, pk) < 0) {
+            if (pk->wait_fd >= 0)
+                close(pk->wait_fd);
+            free(pk);
+            return -1;
+        }
+    }
+    e->refs++;
+    parked **tail = &parked_list;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = pk;
+    parked_count++; /* the waiter's steady tick looks at it: no wake-up per park */
+    return 0;
+}
+
+static void unpark(parked *pk)
+{
+    for (parked **pp = &parked_list; *pp; pp = &(*pp)->next)
+        if (*pp == pk) {
+            *pp = pk->next;
+            break;
+        }
+    parked_count--;
+    fd_entry *e = pk->c.e;
+    if (e->waiter == pk) {
+        /* The entry's registration stays, disarmed once it fired; if it
+         * fires for this call after all, still_parked() sees it is gone. */
+        e->waiter = NULL;
+    } else {
+        /* Closing our dup alone would not leave the epoll set: the
+         * registration belongs to the open file, which the caller holds. */
+        epoll_ctl(parked_epoll, EPOLL_CTL_DEL, pk->wait_fd, NULL);
+        close(pk->wait_fd);
+    }
+    entry_release(e);
+    free(pk);
+}
+
+/* epoll_wait ran without the lock: the call may have been answered or
+ * forgotten (its process exited) since. */
+static int still_parked(const void *candidate)
+{
+    for (parked *pk = parked_list; pk; pk = pk->next)
+        if (pk == candidate)
+            return 1;
+    return 0;
+}
+
+/* Try a parked call again; 1 when it left the parked list. */
+static int retry(parked *pk, handoffs_t *h)
+{
+    task *t = find_task(pk->c.tid);
+    proc *p = t ? t->p : NULL;
+    if (!p || p->pid != pk->c.pid) {
+        unpark(pk); /* the thread is gone: nothing to answer */
+        return 1;
+    }
+    int sigpipe = 0;
+    size_t progress = 0;
+    long long result = attempt(&pk->c, &sigpipe, &progress);
+    if (result == WOULD_BLOCK) {
+        arm(pk->wait_fd, 1, pk);
+        return 0;
+    }
+    if (result == TO_PYTHON)
+        hand_off(h, &pk->c.n, progress);
+    else
+        finish(p, &pk->c, result, sigpipe);
+    unpark(pk);
+    return 1;
+}
+
+/* Serve the parked calls whose fds are ready now.  The receiver calls it
+ * after every call that moved bytes: a traced writer wakes a traced reader
+ * with no thread in between (a cross-CPU wake-up costs 30-90x a call). */
+static void serve_ready(handoffs_t *h)
+{
+    if (!parked_count)
+        return;
+    struct epoll_event events[64];
+    int n = epoll_wait(parked_epoll, events, 64, 0);
+    for (int i = 0; i < n; i++) {
+        parked *pk = events[i].data.ptr;
+        if (pk == LISTENER_TAG || !still_parked(pk))
+            continue; /* the listener shares the set (see f_run); or a call already gone */
+        if (handoffs_full(h)) { /* served next time: re-arm it */
+            arm(pk->wait_fd, 1, pk);
+            continue;
+        }
+        retry(pk, h);
+    }
+}
+
+static void drop_parked_of(int pid, int tid)
+{
+    for (parked *pk = parked_list, *next; pk; pk = next) {
+        next = pk->next;
+        if (pk->c.pid == pid && (tid < 0 || pk->c.tid == tid))
+            unpark(pk);
+    }
+}
+
+/* The signal masks a parked caller has now (/proc/<tid>/status). */
+static int task_signals(int tid, unsigned long long *pending, unsigned long long *shared,
+                        unsigned long long *blocked, int *threads)
+{
+    char path[64], text[4096];
+    snprintf(path, sizeof path, "/proc/%d/status", tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    text[n] = 0;
+    char *at;
+    *threads = (at = strstr(text, "\nThreads:")) ? atoi(at + 9) : 1;
+    *pending = (at = strstr(text, "\nSigPnd:")) ? strtoull(at + 8, NULL, 16) : 0;
+    *shared = (at = strstr(text, "\nShdPnd:")) ? strtoull(at + 8, NULL, 16) : 0;
+    *blocked = (at = strstr(text, "\nSigBlk:")) ? strtoull(at + 8, NULL, 16) : 0;
+    return 0;
+}
+
+/* Every TICK while calls are parked (kernel-facts §2.2 steps 5-6): a caller
+ * killed meanwhile is forgotten; a deliverable signal is let in with
+ * -ERESTARTSYS (the handler runs; the call restarts or fails with EINTR, as
+ * natively).  When the thread cannot be shown to hold the signal (one sent
+ * to a multi-threaded process), Python takes the call: it has the ptrace way. */
+static void tick_parked(handoffs_t *h)
+{
+    for (parked *pk = parked_list, *next; pk && !handoffs_full(h); pk = next) {
+        next = pk->next;
+        __u64 id = pk->c.n.id;
+        if (ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) < 0) {
+            unpark(pk);
+            continue;
+        }
+        unsigned long long pending, shared, blocked;
+        int threads;
+        if (task_signals(pk->c.tid, &pending, &shared, &blocked, &threads) < 0)
+            continue;
+        if (!((pending | shared) & ~blocked))
+            continue;
+        if ((pending & ~blocked) || threads == 1) {
+            proc *p = find_proc(pk->c.pid);
+            if (p)
+                record(p, &pk->c, 0, 0, 1);
+            answer(&pk->c.n, -512 /* ERESTARTSYS */);
+        } else {
+            hand_off(h, &pk->c.n, 0);
+        }
+        unpark(pk);
+    }
+}
+
+/* Give the collected calls to Python, in order (the lock not held, no GIL). */
+static int run_handoffs(handoffs_t *h)
+{
+    int failed = 0;
+    if (graveyard && !h->count) {
+        PyGILState_STATE g = PyGILState_Ensure();
+        bury();
+        PyGILState_Release(g);
+    }
+    for (int i = 0; i < h->count && !failed; i++) {
+        const struct seccomp_notif *n = &h->items[i].n;
+        PyGILState_STATE g = PyGILState_Ensure();
+        bury();
+        PyObject *r = PyObject_CallFunction(
+            handler, "(KIiIK(KKKKKK))n", (unsigned long long)n->id, n->pid, n->data.nr, n->data.arch,
+            (unsigned long long)n->data.instruction_pointer, (unsigned long long)n->data.args[0],
+            (unsigned long long)n->data.args[1], (unsigned long long)n->data.args[2],
+            (unsigned long long)n->data.args[3], (unsigned long long)n->data.args[4],
+            (unsigned long long)n->data.args[5], (Py_ssize_t)h->items[i].progress);
+        if (r)
+            Py_DECREF(r);
+        else
+            failed = 1;
+        PyGILState_Release(g);
+        slow_calls++;
+    }
+    h->count = 0;
+    return failed ? -1 : 0;
+}
+
+/* ---- the fast path proper ------------------------------------------------------- */
+
+/* 1 when the call was answered or parked here; 0 when it is Python's. */
+static int fast_handle(const struct seccomp_notif *n, const call_spec *spec, handoffs_t *h)
+{
+    task *t = find_task((int)n->pid);
+    if (!t || t->slow || t->p->slow)
+        return 0;
+    call_t c;
+    if (!decode(n, spec, t, &c))
+        return 0;
+    int sigpipe = 0;
+    size_t progress = 0;
+    long long result = attempt(&c, &sigpipe, &progress);
+    if (result == WOULD_BLOCK) {
+        if (!caller_blocks(&c))
+            result = -EAGAIN;
+        else if (socket_has_timeout(&c) || park(&c) < 0)
+            return 0;
+        else
+            return 1;
+    }
+    if (result == TO_PYTHON) {
+        if (!progress)
+            return 0;
+        hand_off(h, n, progress);
+        return 1;
+    }
+    finish(t->p, &c, result, sigpipe);
+    if (result > 0)
+        serve_ready(h);
+    return 1;
+}
+
+/* ---- the receiver loop ------------------------------------------------------ */
+
+static int listener_hung_up(void)
+{
+    struct pollfd p = {.fd = listener, .events = POLLIN};
+    return poll(&p, 1, 0) == 1 && (p.revents & POLLHUP);
+}
+
+/* The receiver waits in a plain RECV while nothing is parked, and otherwise
+ * in epoll on the listener and the parked calls' fds together: one thread
+ * serves both, so no other thread is woken for a call (a cross-CPU wake-up
+ * costs 30-90x a call on our VMs, kernel-facts §8c). */
+static pthread_t receiver;
+static double recv_after_poll_since; /* RECV entered on POLLIN: it can still block */
+
+static int receive(struct seccomp_notif *n)
+{
+    memset(n, 0, sizeof *n);
+    return ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, n);
+}
+
+static PyObject *f_run(PyObject *self, PyObject *noargs)
+{
+    int failed = 0;
+    static handoffs_t h; /* the receiver's (one receiver thread) */
+    receiver = pthread_self();
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = LISTENER_TAG};
+    epoll_ctl(parked_epoll, EPOLL_CTL_ADD, listener, &ev);
+    Py_BEGIN_ALLOW_THREADS
+    while (!stopping && !failed) {
+        struct seccomp_notif n;
+        int rc;
+        if (parked_count) {
+            struct epoll_event events[64];
+            int ready = epoll_wait(parked_epoll, events, 64, -1), notification = 0;
+            pthread_mutex_lock(&lock);
+            for (int i = 0; i < ready; i++) {
+                if (events[i].data.ptr == LISTENER_TAG)
+                    notification = 1;
+                else if (!handoffs_full(&h) && still_parked(events[i].data.ptr))
+                    retry((parked *)events[i].data.ptr, &h);
+            }
+            pthread_mutex_unlock(&lock);
+            failed = run_handoffs(&h) < 0;
+            if (!notification)
+                continue;
+            /* A notification can vanish between POLLIN and RECV (its task
+             * was killed): the waiter's tick interrupts a RECV that waits. */
+            recv_after_poll_since = clock_seconds(CLOCK_MONOTONIC);
+            rc = receive(&n);
+            recv_after_poll_since = 0;
+        } else {
+            rc = receive(&n);
+        }
+        if (rc < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == ENOENT && !listener_hung_up())
+                continue; /* the notification vanished: its task was killed */
+            break;
+        }
+        int taken = 0;
+        if (n.data.nr >= 0 && n.data.nr < MAX_NR && specs[n.data.nr].layout != L_NONE) {
+            pthread_mutex_lock(&lock);
+            taken = fast_handle(&n, &specs[n.data.nr], &h);
+            pthread_mutex_unlock(&lock);
+        }
+        if (!taken)
+            hand_off(&h, &n, 0);
+        failed = run_handoffs(&h) < 0;
+    }
+    Py_END_ALLOW_THREADS
+    epoll_ctl(parked_epoll, EPOLL_CTL_DEL, listener, NULL);
+    if (failed)
+        return NULL; /* the handler's exception: the engine reports it */
+    Py_RETURN_NONE;
+}
+
+static handoffs_t waiter_handoffs; /* the Python waiter's (one waiter thread) */
+
+/* tick(): every TICK while calls are parked, from the Python waiter. */
+static PyObject *f_tick(PyObject *self, PyObject *noargs)
+{
+    int failed;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&lock);
+    tick_parked(&waiter_handoffs);
+    double since = recv_after_poll_since;
+    if (since && clock_seconds(CLOCK_MONOTONIC) - since > 0.02)
+        pthread_kill(receiver, SIGUSR2); /* the engine's WAKE_SIGNAL: back to epoll */
+    pthread_mutex_unlock(&lock);
+    failed = run_handoffs(&waiter_handoffs) < 0;
+    Py_END_ALLOW_THREADS
+    if (failed)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *f_parked(PyObject *self, PyObject *noargs)
+{
+    return PyLong_FromLong(parked_count);
+}
+
+static PyObject *f_stop(PyObject *self, PyObject *noargs)
+{
+    stopping = 1;
+    Py_RETURN_NONE;
+}
+
+/* ---- the lock, as a Python context manager ---------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+} LockObject;
+
+/* Take the lock from Python: without the GIL while waiting, so that the
+ * thread holding the lock can get the GIL it may need to let it go. */
+static void take_lock(void)
+{
+    if (pthread_mutex_trylock(&lock) != 0) {
+        Py_BEGIN_ALLOW_THREADS
+        pthread_mutex_lock(&lock);
+        Py_END_ALLOW_THREADS
+    }
+}
+
+static PyObject *lock_enter(PyObject *self, PyObject *noargs)
+{
+    take_lock();
+    Py_INCREF(self);
+    return self;
+}
+
+static PyObject *lock_exit(PyObject *self, PyObject *args)
+{
+    pthread_mutex_unlock(&lock);
+    Py_RETURN_FALSE;
+}
+
+static PyMethodDef lock_methods[] = {
+    {"__enter__", lock_enter, METH_NOARGS, NULL},
+    {"__exit__", lock_exit, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject LockType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "superv._fastpath.Lock",
+    .tp_basicsize = sizeof(LockObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The supervisor's state lock (recursive); waiting releases the GIL.",
+    .tp_methods = lock_methods,
+    .tp_new = PyType_GenericNew,
+};
+
+/* ---- Counters ------------------------------------------------------------------- */
+
+static PyObject *counters_add(Counters *self, PyObject *args)
+{
+    int kind, inward;
+    unsigned long long nbytes;
+    if (!PyArg_ParseTuple(args, "ipK", &kind, &inward, &nbytes))
+        return NULL;
+    if (kind < 0 || kind >= MAX_KINDS) {
+        PyErr_SetString(PyExc_ValueError, "kind index out of range");
+        return NULL;
+    }
+    take_lock();
+    self->calls++;
+    self->kind_calls[kind]++;
+    self->kind_bytes[kind] += nbytes;
+    if (inward)
+        self->bytes_in += nbytes;
+    else
+        self->bytes_out += nbytes;
+    unsigned long long in = self->bytes_in, out = self->bytes_out;
+    pthread_mutex_unlock(&lock);
+    return Py_BuildValue("(KK)", in, out);
+}
+
+static PyObject *counters_kinds(Counters *self, PyObject *noargs)
+{
+    PyObject *d = PyDict_New();
+    if (!d)
+        return NULL;
+    for (int i = 0; i < MAX_KINDS; i++) {
+        if (!self->kind_calls[i])
+            continue;
+        PyObject *k = PyLong_FromLong(i);
+        PyObject *v = Py_BuildValue("(KK)", self->kind_calls[i], self->kind_bytes[i]);
+        if (!k || !v || PyDict_SetItem(d, k, v) < 0) {
+            Py_XDECREF(k);
+            Py_XDECREF(v);
+            Py_DECREF(d);
+            return NULL;
+        }
+        Py_DECREF(k);
+        Py_DECREF(v);
+    }
+    return d;
+}
+
+static PyMethodDef counters_methods[] = {
+    {"add", (PyCFunction)counters_add, METH_VARARGS,
+     "add(kind_index, inward, nbytes) -> (bytes_in, bytes_out): count one call"},
+    {"kinds", (PyCFunction)counters_kinds, METH_NOARGS, "kinds() -> {kind_index: (calls, bytes)}"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef counters_members[] = {
+    {"calls", T_ULONGLONG, offsetof(Counters, calls), READONLY, NULL},
+    {"bytes_in", T_ULONGLONG, offsetof(Counters, bytes_in), READONLY, NULL},
+    {"bytes_out", T_ULONGLONG, offsetof(Counters, bytes_out), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject CountersType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "superv._fastpath.Counters",
+    .tp_basicsize = sizeof(Counters),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "One fd lifetime's totals, kept by the fast path and by Python alike.",
+    .tp_methods = counters_methods,
+    .tp_members = counters_members,
+    .tp_new = PyType_GenericNew,
+};
+
+/* ---- the state, from Python (callers hold `lock`) ---------------------------- */
+
+static void drop_entry(fd_entry *e) { entry_release(e); }
+
+static void drop_all_fds(proc *p)
+{
+    for (int i = 0; i < p->nfds; i++) {
+        drop_entry(p->fds[i]);
+        p->fds[i] = NULL;
+    }
+}
+
+static int ensure_buffers(void)
+{
+    if (buffer)
+        return 0;
+    buffer = mmap(NULL, CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    junk = mmap(NULL, CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    events_buf = malloc(EVENTS_BUFFER);
+    int fds[2];
+    if (buffer == MAP_FAILED || junk == MAP_FAILED || !events_buf || pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0)
+        return -1;
+    scratch_r = fds[0];
+    scratch_w = fds[1];
+    fcntl(scratch_w, F_SETPIPE_SZ, CHUNK);
+    scratch_size = (size_t)fcntl(scratch_w, F_GETPIPE_SZ);
+    parked_epoll = epoll_create1(EPOLL_CLOEXEC);
+    return parked_epoll < 0 ? -1 : 0;
+}
+
+/* set_output(events_fd, trace_fd): where records go (trace_fd -1: no --trace). */
+static PyObject *f_set_output(PyObject *self, PyObject *args)
+{
+    if (!PyArg_ParseTuple(args, "ii", &events_fd, &trace_fd))
+        return NULL;
+    if (ensure_buffers() < 0)
+        return PyErr_NoMemory();
+    events_len = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *f_init(PyObject *self, PyObject *args)
+{
+    PyObject *table, *kinds, *callback;
+    if (!PyArg_ParseTuple(args, "iOOO", &listener, &callback, &table, &kinds))
+        return NULL;
+    Py_XDECREF(handler);
+    Py_INCREF(callback);
+    handler = callback;
+    stopping = 0;
+    memset(specs, 0, sizeof specs);
+    /* table: [(nr, layout, inward, kind, kind_without_address, name)] */
+    PyObject *fast = PySequence_Fast(table, "table must be a sequence");
+    if (!fast)
+        return NULL;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast); i++) {
+        int nr, layout, inward, kind, kind_noaddr;
+        const char *name;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i), "iiiiis", &nr, &layout, &inward, &kind,
+                              &kind_noaddr, &name)) {
+            Py_DECREF(fast);
+            return NULL;
+        }
+        if (nr < 0 || nr >= MAX_NR || kind < 0 || kind >= MAX_KINDS || kind_noaddr < 0 || kind_noaddr >= MAX_KINDS)
+            continue;
+        specs[nr] = (call_spec){.layout = (uint8_t)layout, .inward = (uint8_t)inward, .kind = (int8_t)kind,
+                                .kind_noaddr = (int8_t)kind_noaddr};
+        snprintf(specs[nr].name, sizeof specs[nr].name, "%s", name);
+    }
+    Py_DECREF(fast);
+    PyObject *names = PySequence_Fast(kinds, "kinds must be a sequence");
+    if (!names)
+        return NULL;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(names) && i < MAX_KINDS; i++)
+        snprintf(kind_names[i], sizeof kind_names[i], "%s", PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(names, i)));
+    Py_DECREF(names);
+    if (ensure_buffers() < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject *f_add_process(PyObject *self, PyObject *args)
+{
+    int pid, slow;
+    const char *log_path;
+    if (!PyArg_ParseTuple(args, "ips", &pid, &slow, &log_path))
+        return NULL;
+    proc *p = calloc(1, sizeof *p);
+    if (!p || !(p->log_path = strdup(log_path))) {
+        free(p);
+        return PyErr_NoMemory();
+    }
+    p->pid = pid;
+    p->slow = slow;
+    p->next = procs[bucket(pid)];
+    procs[bucket(pid)] = p;
+    Py_RETURN_NONE;
+}
+
+static void unlink_proc(proc *p)
+{
+    for (proc **pp = &procs[bucket(p->pid)]; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            return;
+        }
+}
+
+/* The process is gone: its cached fds are dropped, its rows written out. */
+static PyObject *f_remove_process(PyObject *self, PyObject *args)
+{
+    int pid;
+    if (!PyArg_ParseTuple(args, "i", &pid))
+        return NULL;
+    proc *p = find_proc(pid);
+    if (!p)
+        Py_RETURN_NONE;
+    drop_parked_of(pid, -1);
+    for (int b = 0; b < HASH_BUCKETS; b++)
+        for (task **tt = &tasks[b]; *tt;) {
+            if ((*tt)->p == p) {
+                task *gone = *tt;
+                *tt = gone->next;
+                free(gone);
+            } else
+                tt = &(*tt)->next;
+        }
+    drop_all_fds(p);
+    rows_flush(p);
+    unlink_proc(p);
+    free(p->fds);
+    free(p->rows);
+    free(p->log_path);
+    free(p);
+    Py_RETURN_NONE;
+}
+
+static PyObject *f_set_process_slow(PyObject *self, PyObject *args)
+{
+    int pid, slow;
+    if (!PyArg_ParseTuple(args, "ip", &pid, &slow))
+        return NULL;
+    proc *p = find_proc(pid);
+    if (p)
+        p->slow = slow;
+    Py_RETURN_NONE;
+}
+
+static PyObject *f_add_task(PyObject *self, PyObject *args)
+{
+    int tid, pid;
+    if (!PyArg_ParseTuple(args, "ii", &tid, &pid))
+        return NULL;
+    proc *p = find_proc(pid);
+    if (!p || find_task(tid))
+        Py_RETURN_NONE;
+    task *t = calloc(1, sizeof *t);
+    if (!t)
+        return PyErr_NoMemory();
+    t->tid = tid;
+    t->p = p;
+    t->next = tasks[bucket(tid)];
+    tasks[bucket(tid)] = t;
+    Py_RETURN_NONE;
+}
+
+static PyObject *f_remove_task(PyObject *self, PyObject *args)
+{
+    int tid;
+    if (!PyArg_ParseTuple(args, "i", &tid))
+        return NULL;
+    for (task **tt = &tasks[bucket(tid)]; *tt; tt = &(*tt)->next)
+        if ((*tt)->tid == tid) {
+            task *gone = *tt;
+            drop_parked_of(gone->p->pid, tid);
+            *tt = gone->next;
+            free(gone);
+            break;
+        }
+    Py_RETURN_NONE;
+}
+
+static PyObject *f_set_task_slow(PyObject *self, PyObject *args)
+{
+    int tid, slow;
+    if (!PyArg_ParseTuple(args, "ip", &tid, &slow))
+        return NULL;
+    task *t = find_task(tid);
+    if (t)
+        t->slow = slow;
+    Py_RETURN_NONE;
+}
+
+static PyObject *f_take_seq(PyObject *self, PyObject *args)
+{
+    int pid;
+    if (!PyArg_ParseTuple(args, "i", &pid))
+        return NULL;
+    proc *p = find_proc(pid);
+    if (!p) {
+        PyErr_Format(PyExc_KeyError, "no process %d", pid);
+        return NULL;
+    }
+    return PyLong_FromUnsignedLongLong(p->next_seq++);
+}
+
+static PyObject *f_seq_count(PyObject *self, PyObject *args)
+{
+    int pid;
+    if (!PyArg_ParseTuple(args, "i", &pid))
+        return NULL;
+    proc *p = find_proc(pid);
+    return PyLong_FromUnsignedLongLong(p ? p->next_seq : 0);
+}
+
+/* cache_fd(pid, fd, dup, mode, is_net, tag, fragment, counters): takes the dup. */
+static PyObject *f_cache_fd(PyObject *self, PyObject *args)
+{
+    int pid, fd, dup, mode, is_net;
+    const char *tag;
+    const char *fragment;
+    Py_ssize_t fragment_len;
+    PyObject *counters;
+    if (!PyArg_ParseTuple(args, "iiiipss#O!", &pid, &fd, &dup, &mode, &is_net, &tag, &fragment, &fragment_len,
+                          &CountersType, &counters))
+        return NULL;
+    proc *p = find_proc(pid);
+    if (!p || fd < 0 || fd > (1 << 20)) {
+        close(dup);
+        Py_RETURN_FALSE;
+    }
+    if (fd >= p->nfds) {
+        int size = p->nfds ? p->nfds : 64;
+        while (size <= fd)
+            size *= 2;
+        fd_entry **grown = realloc(p->fds, sizeof *grown * (size_t)size);
+        if (!grown) {
+            close(dup);
+            return PyErr_NoMemory();
+        }
+        memset(grown + p->nfds, 0, sizeof *grown * (size_t)(size - p->nfds));
+        p->fds = grown;
+        p->nfds = size;
+    }
+    fd_entry *e = calloc(1, sizeof *e);
+    if (!e || !(e->fragment = malloc((size_t)fragment_len))) {
+        free(e);
+        close(dup);
+        return PyErr_NoMemory();
+    }
+    memcpy(e->fragment, fragment, (size_t)fragment_len);
+    e->fragment_len = fragment_len;
+    e->refs = 1;
+    e->dup = dup;
+    e->mode = (uint8_t)mode;
+    e->is_net = (uint8_t)is_net;
+    snprintf(e->tag, sizeof e->tag, "%s", tag);
+    Py_INCREF(counters);
+    e->counters = (Counters *)counters;
+    drop_entry(p->fds[fd]);
+    p->fds[fd] = e;
+    Py_RETURN_TRUE;
+}
+
+static PyObject *f_is_cached(PyObject *self, PyObject *args)
+{
+    int pid, fd;
+    if (!PyArg_ParseTuple(args, "ii", &pid, &fd))
+        return NULL;
+    proc *p = find_proc(pid);
+    if (p && fd >= 0 && fd < p->nfds && p->fds[fd])
+        Py_RETURN_TRUE;
+    Py_RETURN_FALSE;
+}
+
+/* drop_fds(pid, first, last): forget (and close our copies of) fds in [first, last]. */
+static PyObject *f_drop_fds(PyObject *self, PyObject *args)
+{
+    int pid;
+    long long first, last;
+    if (!PyArg_ParseTuple(args, "iLL", &pid, &first, &last))
+        return NULL;
+    proc *p = find_proc(pid);
+    if (p)
+        for (long long fd = first < 0 ? 0 : first; fd <= last && fd < p->nfds; fd++) {
+            drop_entry(p->fds[fd]);
+            p->fds[fd] = NULL;
+        }
+    Py_RETURN_NONE;
+}
+
+static PyObject *f_emit(PyObject *self, PyObject *args)
+{
+    const char *line;
+    Py_ssize_t len;
+    if (!PyArg_ParseTuple(args, "s#", &line, &len))
+        return NULL;
+    events_add(line, (size_t)len);
+    Py_RETURN_NONE;
+}
+
+static PyObject *f_flush(PyObject *self, PyObject *noargs)
+{
+    events_flush();
+    Py_RETURN_NONE;
+}
+
+static PyObject *f_add_row(PyObject *self, PyObject *args)
+{
+    int pid;
+    const char *row;
+    Py_ssize_t len;
+    if (!PyArg_ParseTuple(args, "is#", &pid, &row, &len))
+        return NULL;
+    proc *p = find_proc(pid);
+    if (p)
+        rows_add(p, row, (size_t)len);
+    Py_RETURN_NONE;
+}
+
+/* Write out a process's rows (with the header, the first time). */
+static PyObject *f_flush_rows(PyObject *self, PyObject *args)
+{
+    int pid;
+    if (!PyArg_ParseTuple(args, "i", &pid))
+        return NULL;
+    proc *p = find_proc(pid);
+    if (p && rows_flush(p) < 0)
+        return PyErr_SetFromErrnoWithFilename(PyExc_OSError, p->log_path);
+    Py_RETURN_NONE;
+}
+
+/* drop_parked([pid]): forget the parked calls (of one process; of all). */
+static PyObject *f_drop_parked(PyObject *self, PyObject *args)
+{
+    int pid = -1;
+    if (!PyArg_ParseTuple(args, "|i", &pid))
+        return NULL;
+    if (pid < 0) {
+        while (parked_list)
+            unpark(parked_list);
+    } else {
+        drop_parked_of(pid, -1);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *f_stats(PyObject *self, PyObject *noargs)
+{
+    return Py_BuildValue("{sKsK}", "fast", fast_calls, "slow", slow_calls);
+}
+
+static PyMethodDef methods[] = {
+    {"set_output", f_set_output, METH_VARARGS, "set_output(events_fd, trace_fd): where records go"},
+    {"init", f_init, METH_VARARGS,
+     "init(listener, handler, table, kinds): set up before run()"},
+    {"run", f_run, METH_NOARGS, "run(): the receiver loop, until no traced task is left or stop()"},
+    {"stop", f_stop, METH_NOARGS, "stop(): run() returns at its next wake-up"},
+    {"tick", f_tick, METH_NOARGS, "tick(): forget dead callers; let deliverable signals in"},
+    {"parked", f_parked, METH_NOARGS, "parked() -> how many calls wait in the fast path"},
+    {"drop_parked", f_drop_parked, METH_VARARGS,
+     "drop_parked([pid]): forget the parked calls of a process, or all (end of run)"},
+    {"add_process", f_add_process, METH_VARARGS, "add_process(pid, slow, log_path)"},
+    {"remove_process", f_remove_process, METH_VARARGS, "remove_process(pid): drop its fds, write its rows"},
+    {"set_process_slow", f_set_process_slow, METH_VARARGS, "set_process_slow(pid, slow)"},
+    {"add_task", f_add_task, METH_VARARGS, "add_task(tid, pid)"},
+    {"remove_task", f_remove_task, METH_VARARGS, "remove_task(tid)"},
+    {"set_task_slow", f_set_task_slow, METH_VARARGS, "set_task_slow(tid, slow)"},
+    {"take_seq", f_take_seq, METH_VARARGS, "take_seq(pid) -> the process's next call number"},
+    {"seq_count", f_seq_count, METH_VARARGS, "seq_count(pid) -> how many call numbers were taken"},
+    {"cache_fd", f_cache_fd, METH_VARARGS,
+     "cache_fd(pid, fd, dup, mode, is_net, tag, fragment, counters) -> bool: the fast path may take it"},
+    {"is_cached", f_is_cached, METH_VARARGS, "is_cached(pid, fd) -> bool"},
+    {"drop_fds", f_drop_fds, METH_VARARGS, "drop_fds(pid, first, last): close our copies of those fds"},
+    {"emit", f_emit, METH_VARARGS, "emit(line): append a line to events.jsonl"},
+    {"flush", f_flush, METH_NOARGS, "flush(): write events.jsonl's pending lines"},
+    {"add_row", f_add_row, METH_VARARGS, "add_row(pid, row): a network row of the process's log"},
+    {"flush_rows", f_flush_rows, METH_VARARGS, "flush_rows(pid): write the process's log rows"},
+    {"stats", f_stats, METH_NOARGS, "stats() -> {'fast': calls answered here, 'slow': calls given to Python}"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "superv._fastpath",
+                                    "The supervisor's hot path: common data calls without Python.", -1, methods};
+
+PyMODINIT_FUNC PyInit__fastpath(void)
+{
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&lock, &attr);
+    if (PyType_Ready(&LockType) < 0 || PyType_Ready(&CountersType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m)
+        return NULL;
+    PyObject *the_lock = PyObject_CallObject((PyObject *)&LockType, NULL);
+    Py_INCREF(&CountersType);
+    if (!the_lock || PyModule_AddObject(m, "lock", the_lock) < 0 ||
+        PyModule_AddObject(m, "Counters", (PyObject *)&CountersType) < 0 ||
+        PyModule_AddIntConstant(m, "CHUNK", CHUNK) < 0 || PyModule_AddIntConstant(m, "L_BUF", L_BUF) < 0 ||
+        PyModule_AddIntConstant(m, "L_BUF_AT", L_BUF_AT) < 0 || PyModule_AddIntConstant(m, "L_IOV", L_IOV) < 0 ||
+        PyModule_AddIntConstant(m, "L_SOCK", L_SOCK) < 0 || PyModule_AddIntConstant(m, "M_PIPE", M_PIPE) < 0 ||
+        PyModule_AddIntConstant(m, "M_STREAM", M_STREAM) < 0 ||
+        PyModule_AddIntConstant(m, "M_DATAGRAM", M_DATAGRAM) < 0 ||
+        PyModule_AddIntConstant(m, "M_FILE", M_FILE) < 0 || PyModule_AddIntConstant(m, "M_MEMDEV", M_MEMDEV) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
