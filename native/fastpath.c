@@ -79,6 +79,8 @@ typedef struct {
 /* ---- the state ------------------------------------------------------------ */
 
 typedef struct fd_entry {
+    unsigned long long key;      /* names the channel: a pipe, a socket's (local, remote) */
+    unsigned long long peer_key; /* the channel its bytes reach; 0 when not known */
     int refs;                 /* the fd table's, and each parked call's */
     int registered;           /* dup is in parked_epoll */
     struct parked *waiter;    /* the parked call that dup's registration serves */
@@ -949,6 +951,29 @@ static int run_handoffs(handoffs_t *h)
     return failed ? -1 : 0;
 }
 
+/* After a call on e moved bytes, the parked calls it can have made ready
+ * are the opposite ones on its peer channel: a write readies the peer's
+ * readers, a read frees room for the peer's writers.  When every parked
+ * call's channel is known they are retried directly; otherwise epoll says. */
+static void serve_peers(const call_t *done, handoffs_t *h)
+{
+    if (!parked_count)
+        return;
+    unsigned long long peer = done->e->peer_key;
+    int unknown = !peer;
+    for (parked *pk = parked_list; pk && !unknown; pk = pk->next)
+        unknown = !pk->c.e->key;
+    if (unknown) {
+        serve_ready(h);
+        return;
+    }
+    for (parked *pk = parked_list, *next; pk && !handoffs_full(h); pk = next) {
+        next = pk->next;
+        if (pk->c.e->key == peer && pk->c.spec->inward != done->spec->inward)
+            retry(pk, h);
+    }
+}
+
 /* ---- the fast path proper ------------------------------------------------------- */
 
 /* 1 when the call was answered or parked here; 0 when it is Python's. */
@@ -979,7 +1004,7 @@ static int fast_handle(const struct seccomp_notif *n, const call_spec *spec, han
     }
     finish(t->p, &c, result, sigpipe);
     if (result > 0)
-        serve_ready(h);
+        serve_peers(&c, h);
     return 1;
 }
 
@@ -1423,7 +1448,7 @@ static PyObject *f_seq_count(PyObject *self, PyObject *args)
     return PyLong_FromUnsignedLongLong(p ? p->next_seq : 0);
 }
 
-/* cache_fd(pid, fd, dup, mode, is_net, tag, fragment, counters): takes the dup. */
+/* cache_fd(pid, fd, dup, mode, is_net, tag, fragment, counters, key, peer_key): takes the dup. */
 static PyObject *f_cache_fd(PyObject *self, PyObject *args)
 {
     int pid, fd, dup, mode, is_net;
@@ -1431,8 +1456,9 @@ static PyObject *f_cache_fd(PyObject *self, PyObject *args)
     const char *fragment;
     Py_ssize_t fragment_len;
     PyObject *counters;
-    if (!PyArg_ParseTuple(args, "iiiipss#O!", &pid, &fd, &dup, &mode, &is_net, &tag, &fragment, &fragment_len,
-                          &CountersType, &counters))
+    unsigned long long key, peer_key;
+    if (!PyArg_ParseTuple(args, "iiiipss#O!KK", &pid, &fd, &dup, &mode, &is_net, &tag, &fragment, &fragment_len,
+                          &CountersType, &counters, &key, &peer_key))
         return NULL;
     proc *p = find_proc(pid);
     if (!p || fd < 0 || fd > (1 << 20)) {
@@ -1461,6 +1487,8 @@ static PyObject *f_cache_fd(PyObject *self, PyObject *args)
     memcpy(e->fragment, fragment, (size_t)fragment_len);
     e->fragment_len = fragment_len;
     e->refs = 1;
+    e->key = key;
+    e->peer_key = peer_key;
     e->dup = dup;
     e->mode = (uint8_t)mode;
     e->is_net = (uint8_t)is_net;
@@ -1579,7 +1607,8 @@ static PyMethodDef methods[] = {
     {"take_seq", f_take_seq, METH_VARARGS, "take_seq(pid) -> the process's next call number"},
     {"seq_count", f_seq_count, METH_VARARGS, "seq_count(pid) -> how many call numbers were taken"},
     {"cache_fd", f_cache_fd, METH_VARARGS,
-     "cache_fd(pid, fd, dup, mode, is_net, tag, fragment, counters) -> bool: the fast path may take it"},
+     "cache_fd(pid, fd, dup, mode, is_net, tag, fragment, counters, key, peer_key) -> bool: "
+     "the fast path may take it; key names its channel, peer_key the one its bytes reach (0: unknown)"},
     {"is_cached", f_is_cached, METH_VARARGS, "is_cached(pid, fd) -> bool"},
     {"drop_fds", f_drop_fds, METH_VARARGS, "drop_fds(pid, first, last): close our copies of those fds"},
     {"emit", f_emit, METH_VARARGS, "emit(line): append a line to events.jsonl"},

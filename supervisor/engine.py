@@ -365,8 +365,9 @@ class Supervisor:
         if fastpath.is_cached(process.pid, fd):
             return
         stats = self.recorder.ledger.open_fd(process.pid, fd)
+        key, peer_key = _channel_keys(c)
         fastpath.cache_fd(process.pid, fd, os.dup(dup), FAST_MODES[c.io_mode], c.fd_class.value == "net",
-                          c.fd_class.tag, self.recorder.fd_fragment(c), stats.counters)
+                          c.fd_class.tag, self.recorder.fd_fragment(c), stats.counters, key, peer_key)
 
     def _classify(self, process: Process, fd: int, dup: int, previous: Classification | None) -> Classification:
         c = classify(kernel.fd_facts(process.pid, fd, dup))
@@ -869,6 +870,22 @@ class Supervisor:
             for parked in [p for q in self.queues.values() for p in q]:
                 self._abandon(parked)
             self.queues.clear()
+
+
+def _channel_keys(c: Classification) -> tuple[int, int]:
+    """Names for the fast path: the channel an fd's bytes go through, and the
+    one they reach (a pipe is both; a TCP or UDP socket reaches the socket
+    whose endpoints mirror its own).  0 when not known (unix sockets)."""
+
+    def name(*parts) -> int:
+        return (hash(parts) & 0xFFFFFFFFFFFFFFFF) or 1
+
+    if c.io_mode is IoMode.PIPE:
+        key = name("pipe", *c.identity)
+        return key, key
+    if c.detail in ("tcp", "tcp6", "udp", "udp6") and c.local and c.remote:
+        return name(c.detail, c.local, c.remote), name(c.detail, c.remote, c.local)
+    return 0, 0
 
 
 def _same_file(pid: int, fd_a: int, fd_b: int) -> bool:
