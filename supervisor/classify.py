@@ -70,6 +70,7 @@ class SocketFacts:
     protocol: int
     local: bytes  # raw struct sockaddr from getsockname
     remote: bytes | None  # from getpeername; None when not connected
+    peer_inode: int | None = None  # a unix socket's other end (sock_diag)
 
 
 @attrs.frozen
@@ -92,6 +93,7 @@ class Classification:
     path: str | None = None
     local: str | None = None
     remote: str | None = None
+    peer_inode: int | None = None  # the other end of a unix socket
 
     def describe(self) -> str:
         """One human line: 'tcp 127.0.0.1:5000 -> 127.0.0.1:43822' or 'file /etc/hosts'."""
@@ -185,6 +187,7 @@ def _classify_socket(s: SocketFacts, identity: tuple[int, int]) -> Classificatio
         identity,
         local=format_sockaddr(s.local),
         remote=format_sockaddr(s.remote) if s.remote else None,
+        peer_inode=s.peer_inode,
     )
 
 

@@ -875,7 +875,8 @@ class Supervisor:
 def _channel_keys(c: Classification) -> tuple[int, int]:
     """Names for the fast path: the channel an fd's bytes go through, and the
     one they reach (a pipe is both; a TCP or UDP socket reaches the socket
-    whose endpoints mirror its own).  0 when not known (unix sockets)."""
+    whose endpoints mirror its own, a unix socket its peer inode).  0 when
+    not known (an unconnected socket)."""
 
     def name(*parts) -> int:
         return (hash(parts) & 0xFFFFFFFFFFFFFFFF) or 1
@@ -885,6 +886,8 @@ def _channel_keys(c: Classification) -> tuple[int, int]:
         return key, key
     if c.detail in ("tcp", "tcp6", "udp", "udp6") and c.local and c.remote:
         return name(c.detail, c.local, c.remote), name(c.detail, c.remote, c.local)
+    if c.peer_inode:
+        return name("unix", c.identity[1]), name("unix", c.peer_inode)
     return 0, 0
 
 

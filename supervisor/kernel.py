@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import stat
 import struct
 
@@ -182,9 +183,44 @@ def fd_facts(pid: int, fd: int, dup: int) -> FdFacts:
     socket_facts = None
     if stat.S_ISSOCK(st.st_mode):
         family, type_, protocol, local, remote = _kernel.socket_facts(dup)
-        socket_facts = SocketFacts(family, type_, protocol, local, remote)
+        peer = None
+        if family == socket.AF_UNIX:
+            try:
+                peer = unix_peer_inode(st.st_ino)
+            except OSError:
+                pass
+        socket_facts = SocketFacts(family, type_, protocol, local, remote, peer)
     is_tty = stat.S_ISCHR(st.st_mode) and os.isatty(dup)
     return FdFacts(link, st.st_mode, st.st_rdev, st.st_dev, st.st_ino, is_tty, socket_facts)
+
+
+NETLINK_SOCK_DIAG = 4
+SOCK_DIAG_BY_FAMILY = 20
+UDIAG_SHOW_PEER = 0x4
+UNIX_DIAG_PEER = 2
+_UNIX_DIAG_REQ = struct.Struct("=BBHIIIII")  # family, protocol, pad, states, ino, show, cookie[2]
+_NLMSG = struct.Struct("=IHHII")  # len, type, flags, seq, pid
+
+
+def unix_peer_inode(inode: int) -> int | None:
+    """The inode of the unix socket at the other end (sock_diag, ~3 us)."""
+    request = _UNIX_DIAG_REQ.pack(socket.AF_UNIX, 0, 0, 0xFFFFFFFF, inode, UDIAG_SHOW_PEER, 0xFFFFFFFF, 0xFFFFFFFF)
+    header = _NLMSG.pack(_NLMSG.size + len(request), SOCK_DIAG_BY_FAMILY, 1, 1, 0)  # NLM_F_REQUEST
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG) as s:
+        s.send(header + request)
+        reply = s.recv(8192)
+    length, kind, _, _, _ = _NLMSG.unpack_from(reply)
+    if kind != SOCK_DIAG_BY_FAMILY:
+        return None
+    offset = _NLMSG.size + 16  # struct unix_diag_msg
+    while offset + 4 <= length:
+        size, attr = struct.unpack_from("=HH", reply, offset)
+        if size < 4:
+            break
+        if attr == UNIX_DIAG_PEER and size >= 8:
+            return struct.unpack_from("=I", reply, offset + 4)[0] or None
+        offset += (size + 3) & ~3
+    return None
 
 
 def file_identity(dup: int) -> tuple[int, int]:

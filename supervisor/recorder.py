@@ -102,6 +102,7 @@ class Recorder:
             remote=c.remote,
             path=c.path,
             inode=c.identity[1],
+            peer_inode=c.peer_inode,
             inherited=inherited,
         )
         how = "inherited" if inherited else "classified"

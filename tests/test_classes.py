@@ -46,6 +46,10 @@ def test_every_class_is_told_apart(prog, superv, tmp_path):
     assert [(e["syscall"], e["class"], e["result"]) for e in inexact] == [("write", "other", None), ("read", "other", None)]
     connections = {c["proto"] for c in run.summary["connections"]}
     assert {"tcp", "udp", "unix-dgram"} <= connections
+    # The two ends of the unix socketpair name each other (sock_diag).
+    fd_events = {e["fd"]: e for e in run.events if e["type"] == "fd" and e["class"] == "net"}
+    out_end, in_end = fd_events[named["unix-dgram-out"]], fd_events[named["unix-dgram-in"]]
+    assert (out_end["peer_inode"], in_end["peer_inode"]) == (in_end["inode"], out_end["inode"])
 
 
 def test_tty_output_goes_through_unchanged_and_is_marked_inexact(prog, tmp_path):

@@ -227,3 +227,17 @@ def test_envelope_keys_cannot_be_overwritten(tmp_path):
     with pytest.raises(ValueError):
         recorder._event("call", 1, 0, type=1)
     recorder.close()
+
+
+def test_channel_keys_pair_the_two_ends():
+    from superv.engine import _channel_keys
+
+    a = Classification(FdClass.NET, "tcp", IoMode.STREAM, (8, 1), local="127.0.0.1:5", remote="127.0.0.1:9")
+    b = Classification(FdClass.NET, "tcp", IoMode.STREAM, (8, 2), local="127.0.0.1:9", remote="127.0.0.1:5")
+    assert _channel_keys(a)[1] == _channel_keys(b)[0] and _channel_keys(b)[1] == _channel_keys(a)[0]
+    u = Classification(FdClass.NET, "unix-stream", IoMode.STREAM, (8, 3), peer_inode=4)
+    v = Classification(FdClass.NET, "unix-stream", IoMode.STREAM, (8, 4), peer_inode=3)
+    assert _channel_keys(u)[1] == _channel_keys(v)[0]
+    assert _channel_keys(PIPE)[0] == _channel_keys(PIPE)[1] != 0
+    unconnected = Classification(FdClass.NET, "udp", IoMode.DATAGRAM, (8, 5), local="0.0.0.0:53")
+    assert _channel_keys(unconnected) == (0, 0)
