@@ -563,6 +563,19 @@ static long long fast_read(const call_t *c)
     return TO_PYTHON;
 }
 
+/* A write to a pipe that refuses RWF_NOWAIT (the kernel takes FMODE_NOWAIT
+ * off a pipe that was ever spliced): with POLLOUT, one free slot takes a
+ * write of PIPE_BUF bytes without waiting. */
+static ssize_t pipe_write_polled(int fd, const char *data, size_t len)
+{
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    if (poll(&p, 1, 0) != 1) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return write(fd, data, len < PIPE_BUF ? len : PIPE_BUF);
+}
+
 static int socket_error_pending(int fd)
 {
     struct pollfd p = {.fd = fd, .events = POLLERR};
@@ -589,6 +602,8 @@ static long long fast_write(const call_t *c, int *sigpipe, size_t *progress)
         case M_PIPE: {
             struct iovec v = {.iov_base = buffer + done, .iov_len = (size_t)got - done};
             n = pwritev2(e->dup, &v, 1, -1, RWF_NOWAIT);
+            if (n < 0 && errno == EOPNOTSUPP)
+                n = pipe_write_polled(e->dup, buffer + done, (size_t)got - done);
             break;
         }
         case M_STREAM:

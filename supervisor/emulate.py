@@ -49,6 +49,7 @@ MSG_CMSG_CLOEXEC = 0x40000000
 MSG_WAITFORONE = 0x10000
 CONTROL_LIMIT = 1 << 20  # larger control buffers than this exceed optmem_max anyway
 NAME_ROOM = 128  # sizeof(struct sockaddr_storage)
+PIPE_BUF = 4096
 
 
 class Scratch:
@@ -398,7 +399,15 @@ class Source:
         """One message, consumed whatever happens next (as the kernel does)."""
         if self.fd.mode is IoMode.PIPE:
             view = self.scratch.view[: min(want, CHUNK)]
-            got = os.preadv(self.fd.dup, [view], -1, RWF_NOWAIT)
+            try:
+                got = os.preadv(self.fd.dup, [view], -1, RWF_NOWAIT)
+            except OSError as e:
+                if e.errno != errno.EOPNOTSUPP:
+                    raise
+                # A pipe that was spliced refuses RWF_NOWAIT: look first.
+                if not poll_now(self.fd.dup, select.POLLIN):
+                    raise BlockingIOError(errno.EAGAIN, "pipe empty") from None
+                got = os.readv(self.fd.dup, [view])
             return got, bytes(view[:got])
         size = want
         if want > 256 * 1024:
@@ -447,7 +456,16 @@ class Sink:
     def send(self, data) -> int:
         mode = self.fd.mode
         if mode is IoMode.PIPE:
-            return os.pwritev(self.fd.dup, [data], -1, RWF_NOWAIT | self.rwf)
+            try:
+                return os.pwritev(self.fd.dup, [data], -1, RWF_NOWAIT | self.rwf)
+            except OSError as e:
+                if e.errno != errno.EOPNOTSUPP:
+                    raise
+            # The kernel takes FMODE_NOWAIT off a pipe that was ever spliced:
+            # with POLLOUT, one free slot takes PIPE_BUF bytes without waiting.
+            if not poll_now(self.fd.dup, select.POLLOUT):
+                raise BlockingIOError(errno.EAGAIN, "pipe full")
+            return os.write(self.fd.dup, data[:PIPE_BUF])
         if mode in (IoMode.STREAM, IoMode.DATAGRAM):
             control, self.control = self.control, None  # only with the first piece
             return _kernel.sendmsg(
