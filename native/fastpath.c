@@ -87,6 +87,7 @@ typedef struct fd_entry {
     int dup;                  /* the supervisor's copy of the caller's fd */
     uint8_t mode;
     uint8_t is_net;
+    uint8_t discards_by_trunc; /* TCP: MSG_TRUNC drops bytes without copying them */
     char tag[8];              /* " NET", for --trace */
     char *fragment;           /* "class":"net","detail":"..." */
     Py_ssize_t fragment_len;
@@ -122,7 +123,7 @@ static PyObject *handler;
 static volatile int stopping;
 static char *events_buf;
 static size_t events_len;
-static int scratch_r = -1, scratch_w = -1;
+static int scratch_r = -1, scratch_w = -1, devnull = -1;
 static size_t scratch_size;
 static char *buffer;          /* CHUNK bytes, page-aligned (O_DIRECT files) */
 static char *junk;            /* where consumed bytes go */
@@ -479,10 +480,21 @@ static ssize_t deliver(pid_t tid, const char *data, size_t len, const struct iov
     return n < 0 ? 0 : n;
 }
 
-static void consume(int fd, size_t len, int socket)
+/* Take `len` peeked bytes out of the caller's channel, without copying them
+ * where the kernel allows: splice to /dev/null for a pipe (which only spoils
+ * RWF_NOWAIT on the read end, and our reads tee), MSG_TRUNC for TCP. */
+static void consume(const fd_entry *e, size_t len)
 {
     while (len) {
-        ssize_t n = socket ? recv(fd, junk, len, MSG_DONTWAIT) : read(fd, junk, len);
+        ssize_t n;
+        if (e->mode == M_PIPE && len >= 4096) /* a small copy is cheaper than a splice */
+            n = splice(e->dup, NULL, devnull, NULL, len, SPLICE_F_NONBLOCK_);
+        else if (e->mode == M_PIPE)
+            n = read(e->dup, junk, len);
+        else if (e->discards_by_trunc)
+            n = recv(e->dup, NULL, len, MSG_TRUNC | MSG_DONTWAIT);
+        else
+            n = recv(e->dup, junk, len, MSG_DONTWAIT);
         if (n <= 0)
             return;
         len -= (size_t)n;
@@ -525,7 +537,7 @@ static long long fast_read(const call_t *c)
         if ((size_t)got < expect || (size_t)got + left < (size_t)teed)
             return TO_PYTHON; /* packet-mode buffers: Python reads them one at a time */
         done = deliver(c->tid, buffer, (size_t)got, c->remote, c->nremote);
-        consume(e->dup, (size_t)done, 0);
+        consume(e, (size_t)done);
         return done ? done : -EFAULT;
     }
     case M_STREAM:
@@ -535,7 +547,7 @@ static long long fast_read(const call_t *c)
         if (got == 0)
             return 0;
         done = deliver(c->tid, buffer, (size_t)got, c->remote, c->nremote);
-        consume(e->dup, (size_t)done, 1);
+        consume(e, (size_t)done);
         return done ? done : -EFAULT;
     case M_DATAGRAM:
         if (c->count > 256 * 1024)
@@ -1274,6 +1286,7 @@ static int ensure_buffers(void)
     scratch_w = fds[1];
     fcntl(scratch_w, F_SETPIPE_SZ, CHUNK);
     scratch_size = (size_t)fcntl(scratch_w, F_GETPIPE_SZ);
+    devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
     parked_epoll = epoll_create1(EPOLL_CLOEXEC);
     return parked_epoll < 0 ? -1 : 0;
 }
@@ -1472,8 +1485,9 @@ static PyObject *f_cache_fd(PyObject *self, PyObject *args)
     Py_ssize_t fragment_len;
     PyObject *counters;
     unsigned long long key, peer_key;
-    if (!PyArg_ParseTuple(args, "iiiipss#O!KK", &pid, &fd, &dup, &mode, &is_net, &tag, &fragment, &fragment_len,
-                          &CountersType, &counters, &key, &peer_key))
+    int tcp;
+    if (!PyArg_ParseTuple(args, "iiiipss#O!KKp", &pid, &fd, &dup, &mode, &is_net, &tag, &fragment, &fragment_len,
+                          &CountersType, &counters, &key, &peer_key, &tcp))
         return NULL;
     proc *p = find_proc(pid);
     if (!p || fd < 0 || fd > (1 << 20)) {
@@ -1504,6 +1518,7 @@ static PyObject *f_cache_fd(PyObject *self, PyObject *args)
     e->refs = 1;
     e->key = key;
     e->peer_key = peer_key;
+    e->discards_by_trunc = (uint8_t)tcp;
     e->dup = dup;
     e->mode = (uint8_t)mode;
     e->is_net = (uint8_t)is_net;
@@ -1622,7 +1637,7 @@ static PyMethodDef methods[] = {
     {"take_seq", f_take_seq, METH_VARARGS, "take_seq(pid) -> the process's next call number"},
     {"seq_count", f_seq_count, METH_VARARGS, "seq_count(pid) -> how many call numbers were taken"},
     {"cache_fd", f_cache_fd, METH_VARARGS,
-     "cache_fd(pid, fd, dup, mode, is_net, tag, fragment, counters, key, peer_key) -> bool: "
+     "cache_fd(pid, fd, dup, mode, is_net, tag, fragment, counters, key, peer_key, tcp) -> bool: "
      "the fast path may take it; key names its channel, peer_key the one its bytes reach (0: unknown)"},
     {"is_cached", f_is_cached, METH_VARARGS, "is_cached(pid, fd) -> bool"},
     {"drop_fds", f_drop_fds, METH_VARARGS, "drop_fds(pid, first, last): close our copies of those fds"},

@@ -367,7 +367,8 @@ class Supervisor:
         stats = self.recorder.ledger.open_fd(process.pid, fd)
         key, peer_key = _channel_keys(c)
         fastpath.cache_fd(process.pid, fd, os.dup(dup), FAST_MODES[c.io_mode], c.fd_class.value == "net",
-                          c.fd_class.tag, self.recorder.fd_fragment(c), stats.counters, key, peer_key)
+                          c.fd_class.tag, self.recorder.fd_fragment(c), stats.counters, key, peer_key,
+                          c.detail in ("tcp", "tcp6"))
 
     def _classify(self, process: Process, fd: int, dup: int, previous: Classification | None) -> Classification:
         c = classify(kernel.fd_facts(process.pid, fd, dup))
