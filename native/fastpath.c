@@ -88,6 +88,7 @@ typedef struct fd_entry {
     uint8_t mode;
     uint8_t is_net;
     uint8_t discards_by_trunc; /* TCP: MSG_TRUNC drops bytes without copying them */
+    uint8_t reads_wait;        /* its last read had to wait: park the next one at once */
     char tag[8];              /* " NET", for --trace */
     char *fragment;           /* "class":"net","detail":"..." */
     Py_ssize_t fragment_len;
@@ -284,11 +285,14 @@ typedef struct {
 typedef struct parked {
     call_t c;
     int wait_fd;              /* a dup registered (one-shot) in parked_epoll */
+    int speculative;          /* parked without an attempt (see fast_handle) */
+    unsigned long long turn;  /* the receiver loop's turn when it parked */
     struct parked *next;
 } parked;
 
 static parked *parked_list;     /* in arrival order */
 static int parked_count;
+static unsigned long long loop_turn; /* the receiver loop's turns */
 
 /* Calls to give to Python once the lock is let go; each thread has its own. */
 #define HANDOFF_MAX 256
@@ -774,12 +778,14 @@ static int arm(int fd, int registered, parked *pk)
     return epoll_ctl(parked_epoll, registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
 }
 
-static int park(const call_t *c)
+static int park(const call_t *c, int speculative)
 {
     parked *pk = calloc(1, sizeof *pk);
     if (!pk)
         return -1;
     pk->c = *c;
+    pk->speculative = speculative;
+    pk->turn = loop_turn;
     fd_entry *e = c->e;
     if (!e->waiter) {
         if (arm(e->dup, e->registered, pk) < 0) {
@@ -840,8 +846,9 @@ static int still_parked(const void *candidate)
     return 0;
 }
 
-/* Try a parked call again; 1 when it left the parked list. */
-static int retry(parked *pk, handoffs_t *h)
+/* Try a parked call again; 1 when it left the parked list.  `polled`: the
+ * receiver's epoll_wait found it ready. */
+static int retry(parked *pk, handoffs_t *h, int polled)
 {
     task *t = find_task(pk->c.tid);
     proc *p = t ? t->p : NULL;
@@ -856,6 +863,8 @@ static int retry(parked *pk, handoffs_t *h)
         arm(pk->wait_fd, 1, pk);
         return 0;
     }
+    if (pk->speculative && polled && pk->turn + 1 == loop_turn)
+        pk->c.e->reads_wait = 0; /* ready at the first look: it need not have parked */
     if (result == TO_PYTHON)
         hand_off(h, &pk->c.n, progress);
     else
@@ -881,7 +890,7 @@ static void serve_ready(handoffs_t *h)
             arm(pk->wait_fd, 1, pk);
             continue;
         }
-        retry(pk, h);
+        retry(pk, h, 0);
     }
 }
 
@@ -997,7 +1006,7 @@ static void serve_peers(const call_t *done, handoffs_t *h)
     for (parked *pk = parked_list, *next; pk && !handoffs_full(h); pk = next) {
         next = pk->next;
         if (pk->c.e->key == peer && pk->c.spec->inward != done->spec->inward)
-            retry(pk, h);
+            retry(pk, h, 0);
     }
 }
 
@@ -1014,14 +1023,25 @@ static int fast_handle(const struct seccomp_notif *n, const call_spec *spec, han
         return 0;
     int sigpipe = 0;
     size_t progress = 0;
+    /* Reads on a channel whose last read had to wait will likely wait again
+     * (a ping-pong): park without the doomed attempt.  If bytes are there
+     * after all, the re-armed registration is ready at once and the loop's
+     * next epoll_wait serves it. */
+    if (spec->inward && c.e->reads_wait && c.e->mode != M_FILE && c.e->mode != M_MEMDEV && caller_blocks(&c) &&
+        !socket_has_timeout(&c) && park(&c, 1) == 0)
+        return 1;
     long long result = attempt(&c, &sigpipe, &progress);
+    if (spec->inward && result != WOULD_BLOCK)
+        c.e->reads_wait = 0;
     if (result == WOULD_BLOCK) {
         if (!caller_blocks(&c))
             result = -EAGAIN;
-        else if (socket_has_timeout(&c) || park(&c) < 0)
+        else if (socket_has_timeout(&c) || park(&c, 0) < 0)
             return 0;
-        else
+        else {
+            c.e->reads_wait |= spec->inward;
             return 1;
+        }
     }
     if (result == TO_PYTHON) {
         if (!progress)
@@ -1067,6 +1087,7 @@ static PyObject *f_run(PyObject *self, PyObject *noargs)
     while (!stopping && !failed) {
         struct seccomp_notif n;
         int rc;
+        loop_turn++;
         if (parked_count) {
             struct epoll_event events[64];
             int ready = epoll_wait(parked_epoll, events, 64, -1), notification = 0;
@@ -1075,7 +1096,7 @@ static PyObject *f_run(PyObject *self, PyObject *noargs)
                 if (events[i].data.ptr == LISTENER_TAG)
                     notification = 1;
                 else if (!handoffs_full(&h) && still_parked(events[i].data.ptr))
-                    retry((parked *)events[i].data.ptr, &h);
+                    retry((parked *)events[i].data.ptr, &h, 1);
             }
             pthread_mutex_unlock(&lock);
             failed = run_handoffs(&h) < 0;
