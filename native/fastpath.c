@@ -56,7 +56,7 @@
 #endif
 
 /* How a call's arguments describe its buffer (syscalls.Layout, fast ones). */
-enum { L_NONE = 0, L_BUF, L_BUF_AT, L_IOV, L_SOCK };
+enum { L_NONE = 0, L_BUF, L_BUF_AT, L_IOV, L_SOCK, L_CLOSE, L_EXIT, L_EXIT_GROUP };
 /* How the fd is performed on (classify.IoMode, fast ones). */
 enum { M_NONE = 0, M_PIPE, M_STREAM, M_DATAGRAM, M_FILE, M_MEMDEV };
 
@@ -129,6 +129,9 @@ static size_t scratch_size;
 static char *buffer;          /* CHUNK bytes, page-aligned (O_DIRECT files) */
 static char *junk;            /* where consumed bytes go */
 static unsigned long long fast_calls, slow_calls;
+
+static void drop_entry(fd_entry *e);
+static void drop_all_fds(proc *p);
 
 static unsigned bucket(int key) { return (unsigned)key * 2654435761u % HASH_BUCKETS; }
 
@@ -1010,6 +1013,109 @@ static void serve_peers(const call_t *done, handoffs_t *h)
     }
 }
 
+/* ---- lifecycle calls that need nothing from Python at once ------------------------- */
+
+/* What the fast path did that Python's view must learn; Python takes the
+ * notes (take_notes) before it next looks at a process. */
+enum { NOTE_CLOSE = 1, NOTE_EXIT_GROUP, NOTE_THREAD_EXIT };
+typedef struct {
+    int what, pid, tid, value;
+    unsigned long long seq;
+} note_t;
+static note_t *notes;
+static size_t notes_len, notes_cap;
+
+static void add_note(int what, int pid, int tid, int value, unsigned long long seq)
+{
+    if (notes_len == notes_cap) {
+        size_t cap = notes_cap ? notes_cap * 2 : 256;
+        note_t *grown = realloc(notes, cap * sizeof *grown);
+        if (!grown)
+            return;
+        notes = grown;
+        notes_cap = cap;
+    }
+    notes[notes_len++] = (note_t){what, pid, tid, value, seq};
+}
+
+static void record_lifecycle(proc *p, task *t, const char *name, const char *field, long long value,
+                             unsigned long long seq)
+{
+    struct timespec wall, mono;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    char line[512];
+    out_t o = {line, line + sizeof line - 1};
+    PUT(&o, "{\"schema\":1,\"type\":\"call\",\"seq\":");
+    put_u64(&o, seq);
+    PUT(&o, ",\"mono\":");
+    put_time(&o, &mono, 9);
+    PUT(&o, ",\"wall\":");
+    put_time(&o, &wall, 6);
+    PUT(&o, ",\"pid\":");
+    put_i64(&o, p->pid);
+    PUT(&o, ",\"syscall\":\"");
+    put_str(&o, name);
+    PUT(&o, "\",\"kind\":\"");
+    put_str(&o, name);
+    PUT(&o, "\",\"tid\":");
+    put_i64(&o, t->tid);
+    PUT(&o, ",\"result\":null,\"");
+    put_str(&o, field);
+    PUT(&o, "\":");
+    put_i64(&o, value);
+    PUT(&o, "}");
+    events_add(line, (size_t)(o.at - line));
+    if (trace_fd >= 0) {
+        char tl[128];
+        int m = snprintf(tl, sizeof tl, "[%d] %s(%lld) = ?\n", p->pid, name, value);
+        if (m > 0 && m < (int)sizeof tl)
+            write_all(trace_fd, tl, (size_t)m);
+    }
+}
+
+static void let_through(const struct seccomp_notif *n)
+{
+    struct seccomp_notif_resp r;
+    memset(&r, 0, sizeof r);
+    r.id = n->id;
+    r.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+    ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &r);
+}
+
+/* close, exit, exit_group: recorded, our copies dropped, run by the kernel. */
+static int lifecycle(const struct seccomp_notif *n, const call_spec *spec, task *t)
+{
+    proc *p = t->p;
+    int arg = (int)n->data.args[0];
+    unsigned long long seq = p->next_seq++;
+    switch (spec->layout) {
+    case L_CLOSE:
+        /* Our copy goes before the close takes effect: the peer sees EOF. */
+        if (arg >= 0 && arg < p->nfds && p->fds[arg]) {
+            drop_entry(p->fds[arg]);
+            p->fds[arg] = NULL;
+        }
+        record_lifecycle(p, t, "close", "fd", arg, seq);
+        add_note(NOTE_CLOSE, p->pid, t->tid, arg, seq);
+        break;
+    case L_EXIT_GROUP:
+        /* Its fds close as it exits, and its other threads' waits end. */
+        drop_parked_of(p->pid, -1);
+        drop_all_fds(p);
+        record_lifecycle(p, t, "exit_group", "code", arg & 0xff, seq);
+        add_note(NOTE_EXIT_GROUP, p->pid, t->tid, arg & 0xff, seq);
+        break;
+    case L_EXIT:
+        record_lifecycle(p, t, "exit", "code", arg & 0xff, seq);
+        add_note(NOTE_THREAD_EXIT, p->pid, t->tid, arg & 0xff, seq);
+        break;
+    }
+    let_through(n);
+    fast_calls++;
+    return 1;
+}
+
 /* ---- the fast path proper ------------------------------------------------------- */
 
 /* 1 when the call was answered or parked here; 0 when it is Python's. */
@@ -1018,6 +1124,8 @@ static int fast_handle(const struct seccomp_notif *n, const call_spec *spec, han
     task *t = find_task((int)n->pid);
     if (!t || t->slow || t->p->slow)
         return 0;
+    if (spec->layout >= L_CLOSE)
+        return lifecycle(n, spec, t);
     call_t c;
     if (!decode(n, spec, t, &c))
         return 0;
@@ -1634,6 +1742,73 @@ static PyObject *f_drop_parked(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* handle_again(raw) -> (taken, [(raw, progress)...]): Python classified the
+ * fd of this notification just now; the fast path may take it after all.
+ * Calls it handed over meanwhile (retried parked ones) come back to Python. */
+static PyObject *f_handle_again(PyObject *self, PyObject *args)
+{
+    struct seccomp_notif n;
+    memset(&n, 0, sizeof n);
+    unsigned long long id, ip, a[6];
+    unsigned int pid, arch;
+    int nr;
+    if (!PyArg_ParseTuple(args, "(KIiIK(KKKKKK))", &id, &pid, &nr, &arch, &ip, &a[0], &a[1], &a[2], &a[3], &a[4],
+                          &a[5]))
+        return NULL;
+    n.id = id;
+    n.pid = pid;
+    n.data.nr = nr;
+    n.data.arch = arch;
+    n.data.instruction_pointer = ip;
+    for (int i = 0; i < 6; i++)
+        n.data.args[i] = a[i];
+    static handoffs_t h; /* under the lock */
+    int taken = 0;
+    take_lock();
+    h.count = 0;
+    if (nr >= 0 && nr < MAX_NR && specs[nr].layout != L_NONE && specs[nr].layout < L_CLOSE)
+        taken = fast_handle(&n, &specs[nr], &h);
+    PyObject *rest = PyList_New(h.count);
+    for (int i = 0; rest && i < h.count; i++) {
+        const struct seccomp_notif *m = &h.items[i].n;
+        PyObject *item = Py_BuildValue(
+            "((KIiIK(KKKKKK))n)", (unsigned long long)m->id, m->pid, m->data.nr, m->data.arch,
+            (unsigned long long)m->data.instruction_pointer, (unsigned long long)m->data.args[0],
+            (unsigned long long)m->data.args[1], (unsigned long long)m->data.args[2],
+            (unsigned long long)m->data.args[3], (unsigned long long)m->data.args[4],
+            (unsigned long long)m->data.args[5], (Py_ssize_t)h.items[i].progress);
+        if (!item) {
+            Py_CLEAR(rest);
+            break;
+        }
+        PyList_SET_ITEM(rest, i, item);
+    }
+    h.count = 0;
+    pthread_mutex_unlock(&lock);
+    if (!rest)
+        return NULL;
+    return Py_BuildValue("(NN)", PyBool_FromLong(taken), rest);
+}
+
+/* take_notes() -> [(what, pid, tid, value, seq)]: what the fast path did since. */
+static PyObject *f_take_notes(PyObject *self, PyObject *noargs)
+{
+    PyObject *list = PyList_New((Py_ssize_t)notes_len);
+    if (!list)
+        return NULL;
+    for (size_t i = 0; i < notes_len; i++) {
+        note_t *n = &notes[i];
+        PyObject *item = Py_BuildValue("(iiiiK)", n->what, n->pid, n->tid, n->value, n->seq);
+        if (!item) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+    }
+    notes_len = 0;
+    return list;
+}
+
 static PyObject *f_stats(PyObject *self, PyObject *noargs)
 {
     return Py_BuildValue("{sKsK}", "fast", fast_calls, "slow", slow_calls);
@@ -1666,6 +1841,10 @@ static PyMethodDef methods[] = {
     {"flush", f_flush, METH_NOARGS, "flush(): write events.jsonl's pending lines"},
     {"add_row", f_add_row, METH_VARARGS, "add_row(pid, row): a network row of the process's log"},
     {"flush_rows", f_flush_rows, METH_VARARGS, "flush_rows(pid): write the process's log rows"},
+    {"handle_again", f_handle_again, METH_VARARGS,
+     "handle_again(raw) -> (taken, [(raw, progress)]): offer a notification to the fast path again"},
+    {"take_notes", f_take_notes, METH_NOARGS,
+     "take_notes() -> [(what, pid, tid, value, seq)]: the lifecycle calls taken here since the last time"},
     {"stats", f_stats, METH_NOARGS, "stats() -> {'fast': calls answered here, 'slow': calls given to Python}"},
     {NULL, NULL, 0, NULL},
 };
@@ -1691,6 +1870,11 @@ PyMODINIT_FUNC PyInit__fastpath(void)
         PyModule_AddIntConstant(m, "CHUNK", CHUNK) < 0 || PyModule_AddIntConstant(m, "L_BUF", L_BUF) < 0 ||
         PyModule_AddIntConstant(m, "L_BUF_AT", L_BUF_AT) < 0 || PyModule_AddIntConstant(m, "L_IOV", L_IOV) < 0 ||
         PyModule_AddIntConstant(m, "L_SOCK", L_SOCK) < 0 || PyModule_AddIntConstant(m, "M_PIPE", M_PIPE) < 0 ||
+        PyModule_AddIntConstant(m, "L_CLOSE", L_CLOSE) < 0 || PyModule_AddIntConstant(m, "L_EXIT", L_EXIT) < 0 ||
+        PyModule_AddIntConstant(m, "L_EXIT_GROUP", L_EXIT_GROUP) < 0 ||
+        PyModule_AddIntConstant(m, "NOTE_CLOSE", NOTE_CLOSE) < 0 ||
+        PyModule_AddIntConstant(m, "NOTE_EXIT_GROUP", NOTE_EXIT_GROUP) < 0 ||
+        PyModule_AddIntConstant(m, "NOTE_THREAD_EXIT", NOTE_THREAD_EXIT) < 0 ||
         PyModule_AddIntConstant(m, "M_STREAM", M_STREAM) < 0 ||
         PyModule_AddIntConstant(m, "M_DATAGRAM", M_DATAGRAM) < 0 ||
         PyModule_AddIntConstant(m, "M_FILE", M_FILE) < 0 || PyModule_AddIntConstant(m, "M_MEMDEV", M_MEMDEV) < 0) {

@@ -242,6 +242,7 @@ async def _heartbeat(supervisor: Supervisor, interval: float) -> None:
     while True:
         await trio.sleep(interval)
         with supervisor.lock:
+            supervisor.apply_notes()
             supervisor.recorder.heartbeat()
 
 

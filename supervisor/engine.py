@@ -62,10 +62,14 @@ FAST_LAYOUTS = {
 }
 
 
+FAST_LIFECYCLE = {"close": fastpath.L_CLOSE, "exit": fastpath.L_EXIT, "exit_group": fastpath.L_EXIT_GROUP}
+
+
 def fast_path_table() -> list[tuple]:
-    """The data calls the fast path may take, from the one syscall table:
-    (nr, layout, inward, kind index, kind index without an address, name)."""
-    rows = []
+    """The calls the fast path may take, from the one syscall table:
+    (nr, layout, inward, kind index, kind index without an address, name).
+    close, exit and exit_group it records and lets run, and tells Python."""
+    rows = [(syscalls.BY_NAME[name].nr, layout, False, 0, 0, name) for name, layout in FAST_LIFECYCLE.items()]
     for s in syscalls.TABLE:
         if s.layout in FAST_LAYOUTS:
             inward = s.direction is syscalls.Direction.IN
@@ -194,10 +198,24 @@ class Supervisor:
         nid, tid, nr, arch, ip, args = raw
         with self.lock:
             try:
+                self.apply_notes()
                 self.handle(Notification(nid, tid, nr, arch, ip, args), progress=progress)
             except Exception as error:
                 self.recorder.internal_error(self.root_pid, "handle", error)
                 self.listener.let_through(nid)
+
+    def apply_notes(self) -> None:
+        """Learn the lifecycle calls the fast path took since (under the lock)."""
+        for what, pid, tid, value, seq in fastpath.take_notes():
+            process = self.processes.get(pid)
+            if process is None:
+                continue
+            if what == fastpath.NOTE_CLOSE:
+                self._drop_fd(process, value, seq)
+            elif what == fastpath.NOTE_EXIT_GROUP:
+                process.exit_code = value
+            elif what == fastpath.NOTE_THREAD_EXIT:
+                self._forget_task(tid)
 
     def handle(self, n: Notification, retried: bool = False, progress: int = 0) -> None:
         spec = syscalls.BY_NR.get(n.nr)
@@ -215,6 +233,8 @@ class Supervisor:
                 self.on_exec(n, spec, task, None)
             else:
                 self.listener.let_through(n.id)
+            return
+        if not progress and self._to_fast_path(n, spec, process):
             return
         seq = fastpath.take_seq(process.pid)
         try:
@@ -357,6 +377,27 @@ class Supervisor:
             os.close(dup)
             raise
         return OpenFd(fd, dup, c.io_mode, flags, identity)
+
+    def _to_fast_path(self, n: Notification, spec, process: Process) -> bool:
+        """A data call on an fd the fast path does not know yet: classify it
+        here, then let the fast path take this very call (and park it, if it
+        must wait).  True when it did."""
+        if not FASTPATH or spec.layout not in FAST_LAYOUTS:
+            return False
+        fd = as_int(n.args[0])
+        if fd < 0 or fastpath.is_cached(process.pid, fd):
+            return False  # it declined the call for another reason
+        try:
+            dup = self.open_fd(process, fd).dup
+        except (Immediate, StaleProcess):
+            return False
+        os.close(dup)
+        if not fastpath.is_cached(process.pid, fd):
+            return False
+        taken, handed_back = fastpath.handle_again((n.id, n.tid, n.nr, n.arch, n.ip, n.args))
+        for (nid, tid, nr, arch, ip, args), progress in handed_back:
+            self.handle(Notification(nid, tid, nr, arch, ip, args), progress=progress)
+        return taken
 
     def _offer_to_fast_path(self, process: Process, fd: int, dup: int, c: Classification) -> None:
         """Let the fast path take this fd's next calls, with its own copy."""
@@ -541,6 +582,7 @@ class Supervisor:
     def _serve(self, events, last_tick: float) -> float:
         """One round of the waiter: ready fds, exited processes, the tick."""
         with self.lock:
+            self.apply_notes()
             for fd, _ in events:
                 if fd == self.wakeup:
                     try:
@@ -867,6 +909,7 @@ class Supervisor:
     def release_all(self) -> None:
         """After the run: give back whatever is still held."""
         with self.lock:
+            self.apply_notes()
             fastpath.drop_parked()
             for parked in [p for q in self.queues.values() for p in q]:
                 self._abandon(parked)

@@ -722,8 +722,9 @@ def test_busybox_nc_over_loopback(superv, tmp_path):
         finally:
             if server.poll() is None:
                 server.kill()
-    assert client.returncode == 0, client.stderr.decode()
-    assert server_run.returncode == 0, server_run.stderr.decode()
+    for name, run in (("client", client), ("server", server_run)):
+        assert run.returncode == 0, (name, run.returncode, run.stderr.decode(),
+                                     [e for e in run.events if e["type"] in ("exit", "superv_error", "signal")][-5:])
     assert received.read_bytes() == data
     for run in (client, server_run):
         assert_all_exact(run)
