@@ -73,14 +73,14 @@ class Workload:
 
 WORKLOADS = (
     Workload("startup", "pingpong", ("64", "0"), quick=True),
-    Workload("pipe-pingpong-64", "pingpong", ("64", "5000"), quick=True),
-    Workload("pipe-pingpong-64k", "pingpong", ("65536", "2000")),
-    Workload("tcp-echo-64", "tcp_echo", ("64", "5000"), quick=True),
-    Workload("tcp-echo-64k", "tcp_echo", ("65536", "2000")),
-    Workload("stream-64", "stream", ("64", "10000")),
-    Workload("stream-64k", "stream", ("65536", "4000"), quick=True),
-    Workload("disk-64", "disk", ("64", "10000", "{tmp}/disk.dat")),
-    Workload("disk-64k", "disk", ("65536", "2000", "{tmp}/disk.dat")),
+    Workload("pipe-pingpong-64", "pingpong", ("64", "50000"), quick=True),
+    Workload("pipe-pingpong-64k", "pingpong", ("65536", "10000")),
+    Workload("tcp-echo-64", "tcp_echo", ("64", "50000"), quick=True),
+    Workload("tcp-echo-64k", "tcp_echo", ("65536", "10000")),
+    Workload("stream-64", "stream", ("64", "100000")),
+    Workload("stream-64k", "stream", ("65536", "20000"), quick=True),
+    Workload("disk-64", "disk", ("64", "100000", "{tmp}/disk.dat")),
+    Workload("disk-64k", "disk", ("65536", "5000", "{tmp}/disk.dat")),
     Workload("seed-3000", "seed_loop", ("3000", "2048")),
 )
 STARTUP = "startup"

@@ -245,8 +245,7 @@ class Recorder:
     def write_summary(self, run: dict) -> None:
         path = os.path.join(self.out_dir, "summary.json")
         with open(path, "w") as f:
-            json.dump(reports.summary(self.ledger, run), f, indent=2)
-            f.write("\n")
+            f.write(reports.summary_text(reports.summary(self.ledger, run)))
 
     def close(self) -> None:
         fastpath.flush()
