@@ -89,6 +89,9 @@ class Process:
     pidfd: int
     start_time: int  # with the pid, names this process across pid reuse
     fds: dict[int, Classification] = attrs.Factory(dict)  # the classification cache
+    # The parent's view at fork, adopted at an fd's first use if the file is
+    # still the same: most inherited fds are never used by the child.
+    inherited: dict[int, Classification] = attrs.Factory(dict)
     tids: set[int] = attrs.Factory(set)
     exec_attempt: "ExecAttempt | None" = None
     exit_code: int | None = None
@@ -302,15 +305,17 @@ class Supervisor:
         return process
 
     def _inherit_fds(self, child: Process, parent: Process) -> None:
-        """A fork child starts with its parent's view of every fd it still has."""
-        for fd, c in sorted(parent.fds.items()):
-            try:
-                st = os.stat(f"/proc/{child.pid}/fd/{fd}")
-            except OSError:
-                continue
-            if (st.st_dev, st.st_ino) == c.identity:
-                child.fds[fd] = c
-                self.recorder.fd_classified(child.pid, fd, c, inherited=True)
+        """A fork child starts with its parent's view of its fds (see open_fd)."""
+        child.inherited = {**parent.inherited, **parent.fds}
+
+    def _adopt_inherited(self, process: Process, fd: int, identity: tuple[int, int]) -> Classification | None:
+        """The parent's classification of this fd, if it names the same file."""
+        c = process.inherited.pop(fd, None)
+        if c is None or c.identity != identity:
+            return None
+        process.fds[fd] = c
+        self.recorder.fd_classified(process.pid, fd, c, inherited=True)
+        return c
 
     def process_exited(self, process: Process) -> None:
         """Its pidfd became readable: every thread is gone."""
@@ -368,7 +373,7 @@ class Supervisor:
         try:
             st = os.fstat(dup)
             identity = (st.st_dev, st.st_ino)
-            c = process.fds.get(fd)
+            c = process.fds.get(fd) or self._adopt_inherited(process, fd, identity)
             if c is None or c.identity != identity or _endpoints_incomplete(c):
                 c = self._classify(process, fd, dup, previous=c)
             flags = fcntl.fcntl(dup, fcntl.F_GETFL)
@@ -423,6 +428,7 @@ class Supervisor:
 
     def _forget_fd_view(self, process: Process, fd: int) -> None:
         """A new file on this number: whatever was cached for it is stale."""
+        process.inherited.pop(fd, None)
         if fd in process.fds:
             self._drop_fd(process, fd, None)
         else:
@@ -430,6 +436,7 @@ class Supervisor:
 
     def _drop_fd(self, process: Process, fd: int, seq: int | None) -> None:
         fastpath.drop_fds(process.pid, fd, fd)
+        process.inherited.pop(fd, None)
         if process.fds.pop(fd, None) is not None:
             self.recorder.fd_closed(process.pid, fd, seq)
 
@@ -768,7 +775,7 @@ class Supervisor:
             first, last, flags = n.args[0] & 0xFFFFFFFF, n.args[1] & 0xFFFFFFFF, n.args[2]
             if not flags & CLOSE_RANGE_CLOEXEC:
                 fastpath.drop_fds(process.pid, first, last)
-                for fd in [fd for fd in process.fds if first <= fd <= last]:
+                for fd in [fd for fd in {*process.fds, *process.inherited} if first <= fd <= last]:
                     self._drop_fd(process, fd, seq)
             text, fields = f"close_range({first}, {last}, {flags:#x})", {"first": first, "last": last}
         self.listener.let_through(n.id)

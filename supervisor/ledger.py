@@ -132,12 +132,14 @@ class LegTotals:
 class Ledger:
     processes: dict[int, ProcessStats] = attrs.Factory(dict)  # the process now holding each pid
     history: list[ProcessStats] = attrs.Factory(list)  # every process of the run, in start order
+    starts: dict[int, int] = attrs.Factory(dict)  # pid -> processes that have held it
 
     # -- processes ---------------------------------------------------------
 
     def process_started(self, pid: int, ppid: int, argv: list[str], when: float) -> ProcessStats:
         """A new process; a pid used before in the run keeps the old record."""
-        earlier = sum(1 for p in self.history if p.pid == pid)
+        earlier = self.starts.get(pid, 0)
+        self.starts[pid] = earlier + 1
         log_name = f"{pid}-{earlier + 1}" if earlier else str(pid)
         stats = ProcessStats(pid=pid, ppid=ppid, argv=argv, started=when, log_name=log_name)
         self.processes[pid] = stats

@@ -109,6 +109,29 @@ def test_fork_tree(prog, superv, static):
     assert forks == {child["pid"]: root["pid"], grandchild["pid"]: child["pid"]}
 
 
+def test_a_child_uses_its_parents_view_of_an_inherited_fd_only_if_it_is_the_same_file(prog, superv):
+    """The first child writes into the pipe it inherited: it keeps the
+    parent's classification (an fd event marked inherited).  The second puts
+    /dev/null on that number first: classified afresh, and no pipe entry."""
+    run = superv([str(prog("proc_tree")), "inherit"])
+    assert run.returncode == 0, run.stderr.decode()
+    m = re.fullmatch(rb"inherit read (\d+) w=(\d+)\n", run.stdout)
+    assert m, run.stdout
+    assert int(m[1]) == 1000 + 2000
+    w = int(m[2])
+    summary = assert_reports_complete(run)
+    root = next(p for p in summary["processes"] if p["ppid"] not in by_pid(run))
+    first, second = sorted((p for p in summary["processes"] if p is not root), key=lambda p: p["pid"])
+    assert fd_entry(root, w, "pipe")["bytes_out"] == 1000
+    assert fd_entry(first, w, "pipe")["bytes_out"] == 2000
+    assert [f["class"] for f in second["fds"] if f["fd"] == w] == ["device"]
+    assert fd_entry(second, w, "device")["bytes_out"] == 3000
+    fd_events = {(e["pid"], e["fd"]): e for e in run.events if e["type"] == "fd"}
+    assert fd_events[(first["pid"], w)]["inherited"] is True
+    assert fd_events[(second["pid"], w)]["inherited"] is False
+    assert fd_events[(second["pid"], w)]["path"] == "/dev/null"
+
+
 @pytest.mark.parametrize("mode", ["vfork", "spawn"])
 def test_vfork_or_posix_spawn_then_exec(prog, superv, mode):
     """vfork() + execv(), and posix_spawn() (clone with CLONE_VFORK): the child

@@ -9,10 +9,16 @@
  *   vfork          vfork() + execv(self, info vforked)
  *   spawn          posix_spawn(self, info spawned)
  *   execchain N    execv(self, execchain N-1) until 0
+ *   inherit        the root writes INHERIT_BYTES[0] into a pipe, then forks
+ *                  two children: the first writes INHERIT_BYTES[1] into the
+ *                  inherited pipe; the second closes it, opens /dev/null on
+ *                  the same number and writes INHERIT_BYTES[2] there.  The
+ *                  root reads the pipe to EOF: "inherit read N w=W"
  *   info NAME [cat] say who; with cat, copy stdin to stdout
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +29,7 @@
 
 #define CHILD_BYTES 70000
 #define GRANDCHILD_BYTES 50000
+static const long INHERIT_BYTES[] = {1000, 2000, 3000};
 
 extern char **environ;
 
@@ -140,6 +147,40 @@ int main(int argc, char **argv)
         }
         int status = wait_status(child);
         say_to(1, "root read %ld (pipe r=%d w=%d) child status %d\n", total, p[0], p[1], status);
+        return 0;
+    }
+
+    if (!strcmp(mode, "inherit")) {
+        int p[2];
+        if (pipe(p) < 0)
+            return 90;
+        write_all(p[1], INHERIT_BYTES[0]);
+        pid_t first = fork();
+        if (first == 0) {
+            close(p[0]);
+            write_all(p[1], INHERIT_BYTES[1]);
+            _exit(0);
+        }
+        pid_t second = fork();
+        if (second == 0) {
+            close(p[1]);
+            if (open("/dev/null", O_WRONLY) != p[1])
+                _exit(89);
+            close(p[0]);
+            write_all(p[1], INHERIT_BYTES[2]);
+            _exit(0);
+        }
+        if (first < 0 || second < 0)
+            return 90;
+        close(p[1]);
+        long total = 0;
+        char buf[4096];
+        ssize_t r;
+        while ((r = read(p[0], buf, sizeof buf)) > 0)
+            total += r;
+        if (wait_status(first) || wait_status(second))
+            return 88;
+        say_to(1, "inherit read %ld w=%d\n", total, p[1]);
         return 0;
     }
 
