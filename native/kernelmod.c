@@ -90,9 +90,12 @@ static PyObject *k_notif_send(PyObject *self, PyObject *args)
     r.val = val;
     r.error = error;
     r.flags = flags;
-    Py_BEGIN_ALLOW_THREADS
+    /* SEND never blocks, and the GIL is kept: with SYNC_WAKE_UP the target
+     * runs on this CPU at once, and were the GIL let go, another Python
+     * thread could take it and make the receiver wait for it before its next
+     * RECV.  Until that RECV, the target's next call is interruptible: a
+     * signal then fails it with EINTR even where natively it cannot be. */
     rc = ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &r);
-    Py_END_ALLOW_THREADS
     if (rc < 0)
         return oserror();
     Py_RETURN_NONE;

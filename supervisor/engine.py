@@ -450,18 +450,18 @@ class Supervisor:
         try:
             op = builder.build()
         except Immediate as answer:
-            self.listener.answer(n.id, answer.value)
             legs = None
             fd = as_int(n.args[0])
             if answer.value != -errno.EBADF and fd in process.fds:
                 legs = [Leg(fd, "in" if spec.direction is syscalls.Direction.IN else "out", 0)]
             self.recorder.data_call(process.pid, n.tid, seq, spec, n.args, kind, legs, answer.value, True)
+            self.listener.answer(n.id, answer.value)
             return
         except Passthrough as passthrough:
-            self.listener.let_through(n.id)
             direction = "in" if spec.direction is syscalls.Direction.IN else "out"
             legs = [Leg(fd, direction, 0) for fd in passthrough.fds]
             self.recorder.data_call(process.pid, n.tid, seq, spec, n.args, kind, legs, None, False)
+            self.listener.let_through(n.id)
             return
         if progress:
             op.already_written(progress)  # the fast path began this write
@@ -490,7 +490,6 @@ class Supervisor:
         if op.sigpipe:
             self._send_signal(n.tid, parked.task.process.pid, signal.SIGPIPE)
         op.release()  # before the answer: the target may close the fd next
-        self.listener.answer(n.id, result)
         # A restart code is not what the program sees: it gets EINTR, or the
         # call runs again (SA_RESTART) as a new notification, recorded then.
         interrupted = -516 <= result <= -ERESTARTSYS
@@ -498,6 +497,7 @@ class Supervisor:
             parked.task.process.pid, n.tid, parked.seq, parked.syscall, n.args, parked.kind,
             op.legs(result), None if interrupted else result, True, interrupted=interrupted,
         )
+        self.listener.answer(n.id, result)
 
     def _send_signal(self, tid: int, tgid: int, sig: int) -> None:
         try:
@@ -778,18 +778,18 @@ class Supervisor:
                 for fd in [fd for fd in {*process.fds, *process.inherited} if first <= fd <= last]:
                     self._drop_fd(process, fd, seq)
             text, fields = f"close_range({first}, {last}, {flags:#x})", {"first": first, "last": last}
-        self.listener.let_through(n.id)
         self.recorder.other_call(process.pid, n.tid, seq, spec.name, text, None, **fields)
+        self.listener.let_through(n.id)
 
     def on_socket_op(self, n: Notification, spec, task: Task, seq: int) -> None:
         fields = _lifecycle_fields(spec, n, task)
         # Its endpoints are about to change: classified afresh at its next use.
         fastpath.drop_fds(task.process.pid, fields["fd"], fields["fd"])
-        self.listener.let_through(n.id)
         if spec.name == "connect":
             self._expect(task, PendingOutcome(seq, spec, fields))
-            return
-        self.recorder.other_call(task.process.pid, n.tid, seq, spec.name, _describe(spec, fields), None, **fields)
+        else:
+            self.recorder.other_call(task.process.pid, n.tid, seq, spec.name, _describe(spec, fields), None, **fields)
+        self.listener.let_through(n.id)
 
     def on_spawn(self, n: Notification, spec, task: Task, seq: int) -> None:
         """Let it run; at the caller's next call, the new pid (or tid) is the result."""
@@ -834,14 +834,14 @@ class Supervisor:
             # its other threads' parked calls, which exit_group ends.
             fastpath.drop_parked(task.process.pid)
             fastpath.drop_fds(task.process.pid, *ALL_FDS)
-        self.listener.let_through(n.id)
         self.recorder.other_call(task.process.pid, n.tid, seq, spec.name, f"{spec.name}({code})", None, code=code)
         if spec.name == "exit":
             self._forget_task(n.tid)
+        self.listener.let_through(n.id)
 
     def on_refused(self, n: Notification, spec, task: Task, seq: int) -> None:
-        self.listener.answer(n.id, -errno.ENOSYS)
         self.recorder.refused_call(task.process.pid, n.tid, seq, spec.name, -errno.ENOSYS)
+        self.listener.answer(n.id, -errno.ENOSYS)
 
     def on_exec(self, n: Notification, spec, task: Task, seq: int) -> None:
         process = task.process
@@ -858,10 +858,10 @@ class Supervisor:
         # path's copies of its fds go now, as close-on-exec ones must close.
         fastpath.set_process_slow(process.pid, True)
         fastpath.drop_fds(process.pid, *ALL_FDS)
-        self.listener.let_through(n.id)
         if not process.launching:
             self.recorder.other_call(process.pid, tid, seq, spec.name, f"{spec.name}({path!r}, {argv})", None,
                                      path=path, argv=argv)
+        self.listener.let_through(n.id)
 
     def _settle_exec(self, task: Task) -> None:
         """Did the pending execve replace the image?  Asked at the process's
