@@ -783,8 +783,9 @@ class Supervisor:
 
     def on_socket_op(self, n: Notification, spec, task: Task, seq: int) -> None:
         fields = _lifecycle_fields(spec, n, task)
-        # Its endpoints are about to change: classified afresh at its next use.
-        fastpath.drop_fds(task.process.pid, fields["fd"], fields["fd"])
+        if spec.name != "shutdown":
+            # Its endpoints are about to change: classified afresh at its next use.
+            fastpath.drop_fds(task.process.pid, fields["fd"], fields["fd"])
         if spec.name == "connect":
             self._expect(task, PendingOutcome(seq, spec, fields))
         else:
