@@ -35,6 +35,7 @@
 #include <sys/ioctl.h>
 #include <limits.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -1184,11 +1185,196 @@ static int receive(struct seccomp_notif *n)
     return ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, n);
 }
 
+/* ---- the standby receiver ---------------------------------------------------
+ * A call is interruptible until its notification is received (kernel-facts
+ * 2d): a signal then fails it with EINTR, or ERESTART* with SA_RESTART,
+ * even a call that natively cannot be interrupted (pipe2, a read of
+ * /dev/zero).  So while the receiver is away, in Python or waiting for the
+ * lock, the standby thread receives in its place and queues what it gets:
+ * a received call waits killably and its signal comes after the answer.
+ * Only one of the two is ever in RECV. */
+
+#define QUEUE_MAX 1024
+static struct seccomp_notif queued[QUEUE_MAX]; /* a ring, under sb_mutex */
+static int queued_head, queued_count;
+static pthread_mutex_t sb_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sb_cond = PTHREAD_COND_INITIALIZER;
+static int sb_on;                /* the receiver is away: the standby receives */
+static int sb_busy;              /* the standby is in poll or RECV */
+static int sb_quit;              /* the run is over: the standby ends */
+static int sb_stop_fd = -1;      /* an eventfd: ends the standby's poll */
+static pthread_t standby;
+static volatile double sb_recv_since; /* as recv_after_poll_since, for the standby */
+
+static void *standby_main(void *unused)
+{
+    (void)unused;
+    pthread_mutex_lock(&sb_mutex);
+    while (!sb_quit) {
+        if (!sb_on) {
+            pthread_cond_wait(&sb_cond, &sb_mutex);
+            continue;
+        }
+        int room = queued_count < QUEUE_MAX;
+        sb_busy = 1;
+        pthread_mutex_unlock(&sb_mutex);
+        struct pollfd p[2] = {{.fd = listener, .events = room ? POLLIN : 0}, {.fd = sb_stop_fd, .events = POLLIN}};
+        struct seccomp_notif n;
+        int got = 0, hung_up = 0;
+        if (poll(p, 2, -1) > 0) {
+            if (p[1].revents & POLLIN) {
+                uint64_t value;
+                if (read(sb_stop_fd, &value, sizeof value) < 0)
+                    value = 0;
+            } else if (p[0].revents & POLLIN) {
+                sb_recv_since = clock_seconds(CLOCK_MONOTONIC);
+                got = receive(&n) == 0;
+                sb_recv_since = 0;
+            } else if (p[0].revents & (POLLHUP | POLLERR)) {
+                hung_up = 1; /* no task left: the receiver will see it too */
+            }
+        }
+        pthread_mutex_lock(&sb_mutex);
+        sb_busy = 0;
+        if (got) {
+            queued[(queued_head + queued_count) % QUEUE_MAX] = n;
+            queued_count++;
+        }
+        pthread_cond_broadcast(&sb_cond);
+        while (hung_up && sb_on && !sb_quit)
+            pthread_cond_wait(&sb_cond, &sb_mutex);
+    }
+    pthread_mutex_unlock(&sb_mutex);
+    return NULL;
+}
+
+static int standby_start(void)
+{
+    if (sb_stop_fd >= 0)
+        return 0;
+    sb_stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (sb_stop_fd < 0)
+        return -1;
+    sb_quit = 0;
+    queued_head = queued_count = 0;
+    if (pthread_create(&standby, NULL, standby_main, NULL) != 0) {
+        close(sb_stop_fd);
+        sb_stop_fd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+/* The receiver goes away (to Python, or to wait for the lock). */
+static void standby_on(void)
+{
+    if (sb_stop_fd < 0)
+        return;
+    pthread_mutex_lock(&sb_mutex);
+    sb_on = 1;
+    pthread_cond_broadcast(&sb_cond);
+    pthread_mutex_unlock(&sb_mutex);
+}
+
+/* The receiver is back: the standby leaves poll and RECV before it goes on.
+ * A RECV entered on POLLIN can block when the notification vanished (its
+ * task was killed): after 2 ms it is interrupted (the engine's WAKE_SIGNAL). */
+static void standby_off(void)
+{
+    if (sb_stop_fd < 0)
+        return;
+    pthread_mutex_lock(&sb_mutex);
+    sb_on = 0;
+    if (sb_busy) {
+        uint64_t one = 1;
+        if (write(sb_stop_fd, &one, sizeof one) < 0)
+            one = 0;
+    }
+    while (sb_busy) {
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_nsec += 2000000;
+        if (deadline.tv_nsec >= 1000000000) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000;
+        }
+        double since = sb_recv_since;
+        if (pthread_cond_timedwait(&sb_cond, &sb_mutex, &deadline) == ETIMEDOUT && since &&
+            clock_seconds(CLOCK_MONOTONIC) - since > 0.002)
+            pthread_kill(standby, SIGUSR2);
+    }
+    pthread_mutex_unlock(&sb_mutex);
+}
+
+/* The end of the run: the standby leaves, so that a later run starts afresh. */
+static void standby_stop(void)
+{
+    if (sb_stop_fd < 0)
+        return;
+    pthread_mutex_lock(&sb_mutex);
+    sb_quit = 1;
+    pthread_cond_broadcast(&sb_cond);
+    pthread_mutex_unlock(&sb_mutex);
+    standby_off();
+    pthread_join(standby, NULL);
+    close(sb_stop_fd);
+    sb_stop_fd = -1;
+}
+
+/* The oldest call the standby received, if any. */
+static int take_queued(struct seccomp_notif *n)
+{
+    /* Without the lock first: the standby only queues while the receiver is
+     * away, and standby_off (a lock round trip) ends every such time. */
+    if (sb_stop_fd < 0 || !__atomic_load_n(&queued_count, __ATOMIC_RELAXED))
+        return 0;
+    pthread_mutex_lock(&sb_mutex);
+    int any = queued_count > 0;
+    if (any) {
+        *n = queued[queued_head];
+        queued_head = (queued_head + 1) % QUEUE_MAX;
+        queued_count--;
+    }
+    pthread_mutex_unlock(&sb_mutex);
+    return any;
+}
+
+static int any_queued(void)
+{
+    pthread_mutex_lock(&sb_mutex);
+    int any = queued_count > 0;
+    pthread_mutex_unlock(&sb_mutex);
+    return any;
+}
+
+/* The lock, for the receiver: the standby receives while it waits. */
+static void receiver_lock(void)
+{
+    if (pthread_mutex_trylock(&lock) == 0)
+        return;
+    standby_on();
+    pthread_mutex_lock(&lock);
+    standby_off();
+}
+
+/* Python's turn, for the receiver: the standby receives meanwhile. */
+static int receiver_handoffs(handoffs_t *h)
+{
+    if (!h->count)
+        return run_handoffs(h);
+    standby_on();
+    int rc = run_handoffs(h);
+    standby_off();
+    return rc;
+}
+
 static PyObject *f_run(PyObject *self, PyObject *noargs)
 {
     int failed = 0;
     static handoffs_t h; /* the receiver's (one receiver thread) */
     receiver = pthread_self();
+    if (standby_start() < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = LISTENER_TAG};
     epoll_ctl(parked_epoll, EPOLL_CTL_ADD, listener, &ev);
     Py_BEGIN_ALLOW_THREADS
@@ -1196,10 +1382,12 @@ static PyObject *f_run(PyObject *self, PyObject *noargs)
         struct seccomp_notif n;
         int rc;
         loop_turn++;
-        if (parked_count) {
+        if (take_queued(&n)) {
+            rc = 0;
+        } else if (parked_count) {
             struct epoll_event events[64];
             int ready = epoll_wait(parked_epoll, events, 64, -1), notification = 0;
-            pthread_mutex_lock(&lock);
+            receiver_lock();
             for (int i = 0; i < ready; i++) {
                 if (events[i].data.ptr == LISTENER_TAG)
                     notification = 1;
@@ -1207,9 +1395,9 @@ static PyObject *f_run(PyObject *self, PyObject *noargs)
                     retry((parked *)events[i].data.ptr, &h, 1);
             }
             pthread_mutex_unlock(&lock);
-            failed = run_handoffs(&h) < 0;
-            if (!notification)
-                continue;
+            failed = receiver_handoffs(&h) < 0;
+            if (!notification || any_queued())
+                continue; /* the standby may have taken it meanwhile */
             /* A notification can vanish between POLLIN and RECV (its task
              * was killed): the waiter's tick interrupts a RECV that waits. */
             recv_after_poll_since = clock_seconds(CLOCK_MONOTONIC);
@@ -1227,14 +1415,15 @@ static PyObject *f_run(PyObject *self, PyObject *noargs)
         }
         int taken = 0;
         if (n.data.nr >= 0 && n.data.nr < MAX_NR && specs[n.data.nr].layout != L_NONE) {
-            pthread_mutex_lock(&lock);
+            receiver_lock();
             taken = fast_handle(&n, &specs[n.data.nr], &h);
             pthread_mutex_unlock(&lock);
         }
         if (!taken)
             hand_off(&h, &n, 0);
-        failed = run_handoffs(&h) < 0;
+        failed = receiver_handoffs(&h) < 0;
     }
+    standby_stop();
     Py_END_ALLOW_THREADS
     epoll_ctl(parked_epoll, EPOLL_CTL_DEL, listener, NULL);
     if (failed)

@@ -519,6 +519,28 @@ static PyObject *k_ptrace_release(PyObject *self, PyObject *args)
     Py_RETURN_FALSE;
 }
 
+static void interrupt_only(int sig)
+{
+    (void)sig;
+}
+
+/* A handler Python does not know of: Python puts back SIG_DFL for the
+ * handlers it installed when it finalizes, and a wake-up still on its way to
+ * a thread then would kill superv. */
+static PyObject *k_set_interrupt_handler(PyObject *self, PyObject *args)
+{
+    int sig;
+    if (!PyArg_ParseTuple(args, "i", &sig))
+        return NULL;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = interrupt_only; /* without SA_RESTART: blocking calls fail with EINTR */
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(sig, &sa, NULL) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"notif_recv", k_notif_recv, METH_VARARGS,
      "notif_recv(listener) -> (id, tid, nr, arch, ip, args): blocks for the next notification"},
@@ -542,6 +564,8 @@ static PyMethodDef methods[] = {
     {"sendmsg", k_sendmsg, METH_VARARGS, "sendmsg(fd, data, flags, name, control) -> count sent"},
     {"socket_facts", k_socket_facts, METH_VARARGS,
      "socket_facts(fd) -> (family, type, protocol, local sockaddr, remote sockaddr or None)"},
+    {"set_interrupt_handler", k_set_interrupt_handler, METH_VARARGS,
+     "set_interrupt_handler(sig): sig does nothing but interrupt the blocking call of the thread it reaches"},
     {"tgkill", k_tgkill, METH_VARARGS, "tgkill(tgid, tid, sig)"},
     {"tee", k_tee, METH_VARARGS, "tee(fd_in, fd_out, len, flags) -> count duplicated"},
     {"ptrace_interrupt", k_ptrace_interrupt, METH_VARARGS,

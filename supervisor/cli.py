@@ -19,7 +19,7 @@ import time
 
 import trio
 
-from . import __version__, features, launch, reports
+from . import __version__, _kernel, features, launch, reports
 from . import _fastpath as fastpath
 from .engine import WAKE_SIGNAL, Supervisor
 from .recorder import Recorder
@@ -155,7 +155,7 @@ def run(options, program: list[str], superv_argv: list[str]) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
     # stop() interrupts the receiver's blocking RECV with this signal: a
     # handler (without SA_RESTART) makes the ioctl fail with EINTR.
-    signal.signal(WAKE_SIGNAL, lambda *_: None)
+    _kernel.set_interrupt_handler(WAKE_SIGNAL)
     recorder = Recorder(out_dir, trace)
     started = time.time()
     try:
