@@ -14,6 +14,13 @@
  * consumed, a stream socket with MSG_PEEK, a file is read and rewound by
  * what was not delivered; writes read the caller's buffer once.
  *
+ * A call that would block is parked, not answered: it waits in an epoll set
+ * for its fd and is tried again when ready, while every other call goes on;
+ * close, exit and exit_group are recorded here and passed to Python as
+ * notes.  While the receiver is away (in Python, or waiting for the lock) a
+ * standby thread receives in its place, because a call is interruptible by
+ * signals until its notification is received.
+ *
  * State shared with Python (processes, tasks, cached fds, counters, the
  * events and log-row writers) is guarded by one recursive mutex, `lock`;
  * Python takes it through the module's `lock` object, releasing the GIL
@@ -1200,7 +1207,8 @@ static int queued_head, queued_count;
 static pthread_mutex_t sb_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t sb_cond = PTHREAD_COND_INITIALIZER;
 static int sb_on;                /* the receiver is away: the standby receives */
-static int sb_busy;              /* the standby is in poll or RECV */
+static int sb_polling;           /* the standby is in poll (or about to be) */
+static int sb_receiving;         /* the standby is in RECV (or about to be) */
 static int sb_quit;              /* the run is over: the standby ends */
 static int sb_stop_fd = -1;      /* an eventfd: ends the standby's poll */
 static pthread_t standby;
@@ -1216,33 +1224,37 @@ static void *standby_main(void *unused)
             continue;
         }
         int room = queued_count < QUEUE_MAX;
-        sb_busy = 1;
+        sb_polling = 1;
         pthread_mutex_unlock(&sb_mutex);
         struct pollfd p[2] = {{.fd = listener, .events = room ? POLLIN : 0}, {.fd = sb_stop_fd, .events = POLLIN}};
-        struct seccomp_notif n;
-        int got = 0, hung_up = 0;
-        if (poll(p, 2, -1) > 0) {
-            if (p[1].revents & POLLIN) {
-                uint64_t value;
-                if (read(sb_stop_fd, &value, sizeof value) < 0)
-                    value = 0;
-            } else if (p[0].revents & POLLIN) {
-                sb_recv_since = clock_seconds(CLOCK_MONOTONIC);
-                got = receive(&n) == 0;
-                sb_recv_since = 0;
-            } else if (p[0].revents & (POLLHUP | POLLERR)) {
-                hung_up = 1; /* no task left: the receiver will see it too */
-            }
+        if (poll(p, 2, -1) < 0)
+            p[0].revents = p[1].revents = 0;
+        if (p[1].revents & POLLIN) {
+            uint64_t value;
+            if (read(sb_stop_fd, &value, sizeof value) < 0)
+                value = 0;
         }
         pthread_mutex_lock(&sb_mutex);
-        sb_busy = 0;
-        if (got) {
-            queued[(queued_head + queued_count) % QUEUE_MAX] = n;
-            queued_count++;
+        sb_polling = 0;
+        /* The receiver may be back already: then the notification is its own. */
+        if ((p[0].revents & POLLIN) && sb_on && !sb_quit) {
+            struct seccomp_notif n;
+            sb_receiving = 1;
+            pthread_mutex_unlock(&sb_mutex);
+            sb_recv_since = clock_seconds(CLOCK_MONOTONIC);
+            int got = receive(&n) == 0;
+            sb_recv_since = 0;
+            pthread_mutex_lock(&sb_mutex);
+            sb_receiving = 0;
+            if (got) {
+                queued[(queued_head + queued_count) % QUEUE_MAX] = n;
+                queued_count++;
+            }
+            pthread_cond_broadcast(&sb_cond);
+        } else if (p[0].revents & (POLLHUP | POLLERR)) {
+            while (sb_on && !sb_quit) /* no task left: the receiver will see it too */
+                pthread_cond_wait(&sb_cond, &sb_mutex);
         }
-        pthread_cond_broadcast(&sb_cond);
-        while (hung_up && sb_on && !sb_quit)
-            pthread_cond_wait(&sb_cond, &sb_mutex);
     }
     pthread_mutex_unlock(&sb_mutex);
     return NULL;
@@ -1276,21 +1288,23 @@ static void standby_on(void)
     pthread_mutex_unlock(&sb_mutex);
 }
 
-/* The receiver is back: the standby leaves poll and RECV before it goes on.
- * A RECV entered on POLLIN can block when the notification vanished (its
- * task was killed): after 2 ms it is interrupted (the engine's WAKE_SIGNAL). */
+/* The receiver is back.  A standby in poll is told to leave, without
+ * waiting: it will not RECV any more.  A standby in RECV is waited for, so
+ * that only one of the two is ever in RECV; a RECV entered on POLLIN can
+ * block when the notification vanished (its task was killed): after 2 ms it
+ * is interrupted (the engine's WAKE_SIGNAL). */
 static void standby_off(void)
 {
     if (sb_stop_fd < 0)
         return;
     pthread_mutex_lock(&sb_mutex);
     sb_on = 0;
-    if (sb_busy) {
+    if (sb_polling) {
         uint64_t one = 1;
         if (write(sb_stop_fd, &one, sizeof one) < 0)
             one = 0;
     }
-    while (sb_busy) {
+    while (sb_receiving) {
         struct timespec deadline;
         clock_gettime(CLOCK_REALTIME, &deadline);
         deadline.tv_nsec += 2000000;
