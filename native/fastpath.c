@@ -64,7 +64,7 @@
 #endif
 
 /* How a call's arguments describe its buffer (syscalls.Layout, fast ones). */
-enum { L_NONE = 0, L_BUF, L_BUF_AT, L_IOV, L_SOCK, L_CLOSE, L_EXIT, L_EXIT_GROUP };
+enum { L_NONE = 0, L_BUF, L_BUF_AT, L_IOV, L_SOCK, L_CLOSE, L_EXIT, L_EXIT_GROUP, L_SHUTDOWN };
 /* How the fd is performed on (classify.IoMode, fast ones). */
 enum { M_NONE = 0, M_PIPE, M_STREAM, M_DATAGRAM, M_FILE, M_MEMDEV };
 
@@ -1091,7 +1091,7 @@ static void let_through(const struct seccomp_notif *n)
     ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &r);
 }
 
-/* close, exit, exit_group: recorded, our copies dropped, run by the kernel. */
+/* close, exit, exit_group, shutdown: recorded, our copies dropped, run by the kernel. */
 static int lifecycle(const struct seccomp_notif *n, const call_spec *spec, task *t)
 {
     proc *p = t->p;
@@ -1117,6 +1117,10 @@ static int lifecycle(const struct seccomp_notif *n, const call_spec *spec, task 
     case L_EXIT:
         record_lifecycle(p, t, "exit", "code", arg & 0xff, seq);
         add_note(NOTE_THREAD_EXIT, p->pid, t->tid, arg & 0xff, seq);
+        break;
+    case L_SHUTDOWN:
+        /* The endpoints stay as they are: nothing for Python to learn. */
+        record_lifecycle(p, t, "shutdown", "fd", arg, seq);
         break;
     }
     let_through(n);
@@ -2075,6 +2079,7 @@ PyMODINIT_FUNC PyInit__fastpath(void)
         PyModule_AddIntConstant(m, "L_SOCK", L_SOCK) < 0 || PyModule_AddIntConstant(m, "M_PIPE", M_PIPE) < 0 ||
         PyModule_AddIntConstant(m, "L_CLOSE", L_CLOSE) < 0 || PyModule_AddIntConstant(m, "L_EXIT", L_EXIT) < 0 ||
         PyModule_AddIntConstant(m, "L_EXIT_GROUP", L_EXIT_GROUP) < 0 ||
+        PyModule_AddIntConstant(m, "L_SHUTDOWN", L_SHUTDOWN) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_CLOSE", NOTE_CLOSE) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_EXIT_GROUP", NOTE_EXIT_GROUP) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_THREAD_EXIT", NOTE_THREAD_EXIT) < 0 ||

@@ -62,13 +62,19 @@ FAST_LAYOUTS = {
 }
 
 
-FAST_LIFECYCLE = {"close": fastpath.L_CLOSE, "exit": fastpath.L_EXIT, "exit_group": fastpath.L_EXIT_GROUP}
+FAST_LIFECYCLE = {
+    "close": fastpath.L_CLOSE,
+    "exit": fastpath.L_EXIT,
+    "exit_group": fastpath.L_EXIT_GROUP,
+    "shutdown": fastpath.L_SHUTDOWN,
+}
 
 
 def fast_path_table() -> list[tuple]:
     """The calls the fast path may take, from the one syscall table:
     (nr, layout, inward, kind index, kind index without an address, name).
-    close, exit and exit_group it records and lets run, and tells Python."""
+    close, exit, exit_group and shutdown it records and lets run (and tells
+    Python of the first three)."""
     rows = [(syscalls.BY_NAME[name].nr, layout, False, 0, 0, name) for name, layout in FAST_LIFECYCLE.items()]
     for s in syscalls.TABLE:
         if s.layout in FAST_LAYOUTS:
@@ -789,7 +795,9 @@ class Supervisor:
         if spec.name == "connect":
             self._expect(task, PendingOutcome(seq, spec, fields))
         else:
-            self.recorder.other_call(task.process.pid, n.tid, seq, spec.name, _describe(spec, fields), None, **fields)
+            # shutdown as the fast path writes it, which takes it most of the time
+            text = f"shutdown({fields['fd']})" if spec.name == "shutdown" else _describe(spec, fields)
+            self.recorder.other_call(task.process.pid, n.tid, seq, spec.name, text, None, **fields)
         self.listener.let_through(n.id)
 
     def on_spawn(self, n: Notification, spec, task: Task, seq: int) -> None:

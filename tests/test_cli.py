@@ -145,3 +145,19 @@ def test_a_killed_superv_leaves_complete_event_lines(prog, tmp_path):
     lines = [json.loads(line) for line in text.splitlines()]
     reads = [e for e in lines if e["type"] == "call" and e["syscall"] == "read" and e["class"] == "pipe"]
     assert reads and any(e["type"] == "sample" for e in lines)
+
+
+def test_shutdown_is_recorded_whichever_path_takes_it(prog, superv, tmp_path):
+    """The first shutdown comes while socketpair's result is still to be
+    learnt (Python takes it), the second on an fd the fast path serves: both
+    give the same event and trace line, and the program sees each take effect."""
+    trace = tmp_path / "trace.txt"
+    run = superv([prog("shutdown_io")], options=(f"--trace={trace}",))
+    assert run.returncode == 0, run.stdout
+    first, second = map(int, re.fullmatch(rb"fds (\d+) (\d+)\n", run.stdout).groups())
+    pid = run.processes()[0]["pid"]
+    shutdowns = [e for e in run.events if e.get("syscall") == "shutdown"]
+    assert [(e["pid"], e["fd"], e["result"]) for e in shutdowns] == [(pid, first, None), (pid, second, None)]
+    lines = trace.read_text().splitlines()
+    assert [line for line in lines if "shutdown(" in line] == [f"[{pid}] shutdown({first}) = ?",
+                                                               f"[{pid}] shutdown({second}) = ?"]
