@@ -199,6 +199,7 @@ class Supervisor:
         finally:
             with self.lock:
                 self.receiving = False
+                self.receiver_ident = None  # its pthread_t may be reused by another thread
             self._poke_waiter()
 
     def on_notification(self, raw: tuple, progress: int) -> None:
@@ -916,9 +917,10 @@ class Supervisor:
             self.stopping = True
         fastpath.stop()
         self._poke_waiter()
-        if self.receiver_ident is not None:
+        receiver = self.receiver_ident  # without the lock: a wedged holder must not stop stop()
+        if receiver is not None:
             try:
-                signal.pthread_kill(self.receiver_ident, WAKE_SIGNAL)
+                signal.pthread_kill(receiver, WAKE_SIGNAL)
             except (ProcessLookupError, OSError):
                 pass
 
