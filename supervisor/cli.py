@@ -58,6 +58,7 @@ def build_parser() -> Parser:
     )
     run.add_argument("--interval", type=_positive_float, default=1.0, metavar="SECONDS",
                      help="seconds between heartbeat samples in events.jsonl (default 1)")
+    run.add_argument("--policy", metavar="FILE", help="enforce this YAML policy (docs/policy.md)")
     run.add_argument("-q", "--quiet", action="store_true", help="no table on stderr at exit")
     run.add_argument("program", nargs=argparse.REMAINDER, help="the program and its arguments")
     policy_parser = commands.add_parser("policy", help="check or show a policy file",
@@ -88,6 +89,40 @@ def policy_command(options) -> int:
     else:
         print(f"{options.file}: ok ({policy.summary(loaded)})")
     return 0
+
+
+def load_policy(path: str):
+    """The policy to enforce, with its ./ patterns under the working directory;
+    LaunchError (125) naming what is wrong, before anything runs."""
+    from . import policy
+
+    try:
+        loaded = policy.load(path)
+    except OSError as e:
+        raise launch.LaunchError(EXIT_SUPERV_FAILURE, f"superv: cannot read policy {path}: {e.strerror}")
+    except policy.PolicyError as e:
+        raise launch.LaunchError(EXIT_SUPERV_FAILURE, f"superv: {e}")
+    missing = policy.not_enforced_yet(loaded)
+    if missing:
+        raise launch.LaunchError(
+            EXIT_SUPERV_FAILURE,
+            f"superv: {path}: this superv cannot enforce yet:\n" + "\n".join(f"  {m}" for m in missing),
+        )
+    return policy.with_working_directory(loaded, os.getcwd())
+
+
+def policy_summary(enforced, kernel_rules, hits) -> dict:
+    """summary.json's "policy": per rule, its action and the calls it took
+    (null for what the kernel decided: it does not count)."""
+    in_kernel = {k.rule.label for k in kernel_rules}
+    rules = [
+        {"rule": r.label, "line": r.line, "action": r.action,
+         "calls": None if r.label in in_kernel and not hits.get(r.label) else hits.get(r.label, 0),
+         "in_kernel": r.label in in_kernel}
+        for r in enforced.rules
+    ]
+    return {"file": enforced.source, "default": enforced.default, "default_calls": hits.get("default", 0),
+            "rules": rules}
 
 
 def _positive_float(text: str) -> float:
@@ -172,6 +207,7 @@ def run(options, program: list[str], superv_argv: list[str]) -> int:
         print(refusal, file=sys.stderr)
         return EXIT_SUPERV_FAILURE
     try:
+        enforced = load_policy(options.policy) if options.policy else None
         path = launch.resolve_program(program[0])
         out_dir = prepare_out_dir(options.out or default_out_dir(program[0]))
         trace = open_trace(options.trace)
@@ -188,15 +224,20 @@ def run(options, program: list[str], superv_argv: list[str]) -> int:
     _kernel.set_interrupt_handler(WAKE_SIGNAL)
     recorder = Recorder(out_dir, trace)
     started = time.time()
+    kernel_rules = ()
+    if enforced is not None:
+        from . import policy
+
+        kernel_rules = policy.kernel_plan(enforced)[0]
     try:
-        pid, pidfd, listener = launch.start(path, program)
+        pid, pidfd, listener = launch.start(path, program, kernel_rules)
     except launch.LaunchError as e:
         if e.message:
             print(e.message, file=sys.stderr)
         recorder.close()
         return e.status
 
-    supervisor = Supervisor(listener, recorder, pid, program)
+    supervisor = Supervisor(listener, recorder, pid, program, enforced)
     if not supervisor.sync_wakeup:
         recorder.note(pid, "SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP is not offered by this kernel: every call pays a cross-CPU wake-up")
     else:
@@ -234,6 +275,8 @@ def run(options, program: list[str], superv_argv: list[str]) -> int:
                 "signals_received": forwarder.received,
                 "signals_forwarded": forwarder.forwarded,
             }
+            if enforced is not None:
+                run_info["policy"] = policy_summary(enforced, kernel_rules, supervisor.policy_hits)
             recorder.write_logs()
             recorder.write_summary(run_info)
             recorder.close()

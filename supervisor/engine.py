@@ -70,12 +70,13 @@ FAST_LIFECYCLE = {
 }
 
 
-def fast_path_table() -> list[tuple]:
+def fast_path_table(lifecycle_names=FAST_LIFECYCLE.keys()) -> list[tuple]:
     """The calls the fast path may take, from the one syscall table:
     (nr, layout, inward, kind index, kind index without an address, name).
     close, exit, exit_group and shutdown it records and lets run (and tells
-    Python of the first three)."""
-    rows = [(syscalls.BY_NAME[name].nr, layout, False, 0, 0, name) for name, layout in FAST_LIFECYCLE.items()]
+    Python of the first three), those of them in lifecycle_names."""
+    rows = [(syscalls.BY_NAME[name].nr, layout, False, 0, 0, name) for name, layout in FAST_LIFECYCLE.items()
+            if name in lifecycle_names]
     for s in syscalls.TABLE:
         if s.layout in FAST_LAYOUTS:
             inward = s.direction is syscalls.Direction.IN
@@ -149,10 +150,13 @@ class Parked:
 
 
 class Supervisor:
-    def __init__(self, listener: Listener, recorder: Recorder, root_pid: int, root_argv: list[str]):
+    def __init__(self, listener: Listener, recorder: Recorder, root_pid: int, root_argv: list[str],
+                 policy=None):
         self.listener = listener
         self.recorder = recorder
         self.root_pid = root_pid
+        self.policy = policy  # a policy.Policy, or None: record only
+        self.policy_hits: collections.Counter[str] = collections.Counter()  # rule label -> calls
         self.lock = fastpath.lock  # recursive; shared with the fast path
         self.scratch = Scratch()
         self.processes: dict[int, Process] = {}
@@ -192,7 +196,12 @@ class Supervisor:
         can and hands every other notification to on_notification."""
         self.receiver_ident = threading.get_ident()
         try:
-            fastpath.init(self.listener.fd, self.on_notification, fast_path_table(), syscalls.CALL_KINDS)
+            lifecycle = FAST_LIFECYCLE.keys()
+            if self.policy is not None:
+                from . import policy  # only with --policy: YAML and all
+
+                lifecycle = [name for name in lifecycle if policy.leaves_alone(self.policy, name)]
+            fastpath.init(self.listener.fd, self.on_notification, fast_path_table(lifecycle), syscalls.CALL_KINDS)
             fastpath.run()
         except BaseException as error:  # a dead receiver must not leave the run hanging
             self.recorder.internal_error(self.root_pid, "receiver", error)
@@ -243,6 +252,8 @@ class Supervisor:
                 self.on_exec(n, spec, task, None)
             else:
                 self.listener.let_through(n.id)
+            return
+        if not progress and self.policy is not None and self._apply_policy(n, spec, task):
             return
         if not progress and self._to_fast_path(n, spec, process):
             return
@@ -415,6 +426,8 @@ class Supervisor:
         """Let the fast path take this fd's next calls, with its own copy."""
         if not FASTPATH or c.io_mode not in FAST_MODES or _endpoints_incomplete(c):
             return
+        if self.policy is not None and not self._policy_allows_data_calls(c):
+            return
         if fastpath.is_cached(process.pid, fd):
             return
         stats = self.recorder.ledger.open_fd(process.pid, fd)
@@ -446,6 +459,88 @@ class Supervisor:
         process.inherited.pop(fd, None)
         if process.fds.pop(fd, None) is not None:
             self.recorder.fd_closed(process.pid, fd, seq)
+
+    # ------------------------------------------------------------------ policy
+
+    def _apply_policy(self, n: Notification, spec, task: Task) -> bool:
+        """The policy's decision on a call Python sees.  True when it took the
+        call: denied (answered with the errno; the call never runs) or killed
+        (SIGKILL to the process; the call stays unanswered and dies with it)."""
+        from . import policy
+
+        decision = policy.decide(self.policy, self._call_facts(n, spec, task))
+        if decision.action == "allow":
+            return False
+        label = decision.rule.label if decision.rule is not None else "default"
+        self.policy_hits[label] += 1
+        pid = task.process.pid
+        if decision.action == "log":
+            self.recorder.policy_hit(pid, n.tid, None, spec.name, label, "log")
+            return False
+        seq = fastpath.take_seq(pid)
+        if decision.action == "deny":
+            self.recorder.policy_hit(pid, n.tid, seq, spec.name, label, "deny", result=-decision.errno)
+            self.listener.answer(n.id, -decision.errno)
+        else:
+            self.recorder.policy_hit(pid, n.tid, seq, spec.name, label, "kill")
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return True
+
+    def _call_facts(self, n: Notification, spec, task: Task):
+        """What a decision may look at without reading the program's memory:
+        the call, its direction, and the fd it names (classified here if new)
+        or, for socket(), the kind of socket its arguments ask for."""
+        from . import policy
+        from .classify import FdClass, SocketFacts, socket_detail
+
+        direction = {syscalls.Direction.IN: "recv", syscalls.Direction.OUT: "send"}.get(spec.direction)
+        if "flags" in spec.args and spec.name in ("open", "openat") or spec.name == "creat":
+            writing = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC
+            direction = "send" if spec.name == "creat" or spec.arg("flags", n.args) & writing else "recv"
+        if spec.name in ("socket", "socketpair"):
+            domain, kind, protocol = (as_int(v) for v in n.args[:3])
+            family = socket_detail(SocketFacts(domain, kind & 0xF, protocol, b"", None))
+            return policy.CallFacts(spec.name, FdClass.NET.value, family, direction=direction)
+        if "fd" not in spec.args or spec.handling is Handling.FD_CLOSE:
+            c = None
+        else:
+            c = self._classification_for_policy(task.process, as_int(spec.arg("fd", n.args)))
+        if c is None:
+            return policy.CallFacts(spec.name, direction=direction)
+        address, port = policy.address_and_port(c.remote)
+        family = c.detail if c.fd_class is FdClass.NET else None
+        return policy.CallFacts(spec.name, c.fd_class.value, family, address, port, direction=direction)
+
+    def _classification_for_policy(self, process: Process, fd: int) -> Classification | None:
+        if fd < 0:
+            return None
+        c = process.fds.get(fd)
+        if c is not None:
+            return c
+        try:
+            os.close(self.open_fd(process, fd).dup)
+        except (Immediate, StaleProcess):
+            return None  # a bad fd: the call fails by itself
+        return process.fds.get(fd)
+
+    def _policy_allows_data_calls(self, c: Classification) -> bool:
+        """The fast path takes an fd's data calls only when the policy allows
+        every one of them on it: it does not consult the policy."""
+        from . import policy
+        from .classify import FdClass
+
+        address, port = policy.address_and_port(c.remote)
+        family = c.detail if c.fd_class is FdClass.NET else None
+        for s in syscalls.TABLE:
+            if s.layout in FAST_LAYOUTS:
+                direction = "recv" if s.direction is syscalls.Direction.IN else "send"
+                facts = policy.CallFacts(s.name, c.fd_class.value, family, address, port, direction=direction)
+                if policy.decide(self.policy, facts).action != "allow":
+                    return False
+        return True
 
     # ------------------------------------------------------------------ data calls
 

@@ -63,11 +63,12 @@ def _check_executable(name: str, path: str) -> str:
     return path
 
 
-def start(path: str, argv: list[str]) -> tuple[int, int, Listener]:
-    """Spawn the launcher; returns (pid, pidfd, listener) with the target on its way."""
+def start(path: str, argv: list[str], kernel_rules=()) -> tuple[int, int, Listener]:
+    """Spawn the launcher; returns (pid, pidfd, listener) with the target on its way.
+    kernel_rules: what a policy denies outright (policy.kernel_plan)."""
     if not os.access(LAUNCHER, os.X_OK):
         raise LaunchError(EXIT_SUPERV_FAILURE, f"superv: the launcher {LAUNCHER} is missing; reinstall superv")
-    program = bpf.program_fd()
+    program = bpf.program_fd(kernel_rules)
     try:
         pid = os.posix_spawn(
             LAUNCHER,

@@ -42,6 +42,17 @@ GROUPS: dict[str, frozenset[str]] = {
 }
 TRACED = frozenset(s.name for s in syscalls.TABLE)
 
+# superv's launcher makes these calls after it installed the filter (it
+# stops itself, then execs the target): they are never denied in the kernel.
+# The traced ones go to the supervisor, which knows the launcher from the
+# target; a rule denying an untraced one outright is refused.
+LAUNCHER_TRACED = frozenset({"close", "execve", "execveat", "write", "exit", "exit_group"})
+LAUNCHER_UNTRACED = frozenset({"getpid", "gettid", "tgkill", "kill", "rt_sigprocmask", "rt_sigreturn"})
+# Calls whose address or path is in the program's memory: a decision on it
+# must be taken on the supervisor's own copy, which then makes that very call.
+POINTER_ADDRESS = frozenset({"connect", "bind", "sendto", "sendmsg", "sendmmsg"})
+POINTER_PATH = frozenset({"open", "openat", "openat2", "creat", "execve", "execveat"})
+
 TOP_KEYS = ("version", "default", "rules", "budgets")
 RULE_KEYS = ("name", "syscalls", "class", "family", "addr", "port", "path", "direction", "action", "errno")
 BUDGET_KEYS = ("name", "class", "direction", "bytes", "action", "errno")
@@ -220,12 +231,46 @@ def kernel_plan(policy: Policy) -> tuple[tuple[KernelRule, ...], tuple[Rule, ...
         names = rule.syscalls if rule.syscalls is not None else TRACED
         compiled = set()
         if rule.unconditional and rule.action in ("deny", "kill"):
-            compiled = names - decided
+            compiled = names - decided - LAUNCHER_TRACED
             in_kernel.extend(KernelRule(name, rule.action, rule.errno, rule) for name in sorted(compiled))
         if names - compiled:
             in_supervisor.append(rule)
         decided |= names
     return tuple(in_kernel), tuple(in_supervisor)
+
+
+def leaves_alone(policy: Policy, syscall: str) -> bool:
+    """No rule, and not the default, can do anything but allow this call."""
+    if policy.default != "allow":
+        return False
+    return not any(
+        rule.action != "allow" and (syscall in rule.syscalls if rule.syscalls is not None else syscall in TRACED)
+        for rule in policy.rules
+    )
+
+
+def not_enforced_yet(policy: Policy) -> list[str]:
+    """What `superv run --policy` cannot enforce yet, one line per rule or budget."""
+    problems = []
+    for rule in policy.rules:
+        names = rule.syscalls if rule.syscalls is not None else TRACED
+        if (rule.addrs or rule.ports) and names & POINTER_ADDRESS:
+            calls = ", ".join(sorted(names & POINTER_ADDRESS))
+            problems.append(f"{rule.label} (line {rule.line}): `addr`/`port` on {calls} (addresses the program passes)")
+        if rule.paths:
+            problems.append(f"{rule.label} (line {rule.line}): `path` (paths the program passes)")
+    problems += [f"{b.name or 'budget'} (line {b.line}): budgets" for b in policy.budgets]
+    return problems
+
+
+def address_and_port(endpoint: str | None) -> tuple[str | None, int | None]:
+    """'1.2.3.4:80' or '[::1]:80' (classify's spelling) -> ('1.2.3.4', 80); else (None, None)."""
+    if not endpoint:
+        return None, None
+    m = re.fullmatch(r"\[([^\]%]+)(?:%[^\]]*)?\]:(\d+)|([\d.]+):(\d+)", endpoint)
+    if not m:
+        return None, None
+    return (m[1], int(m[2])) if m[1] else (m[3], int(m[4]))
 
 
 # -- parsing -------------------------------------------------------------------------
@@ -318,6 +363,11 @@ class _Reader:
                     f"`{conditions[0]}` needs calls the supervisor sees; {', '.join(unseen)} "
                     "can only be allowed, denied or killed outright",
                 )
+        if names is not None and not conditions and action in ("deny", "kill") and names & LAUNCHER_UNTRACED:
+            raise self.fail(
+                keys["syscalls"][1],
+                f"denying {', '.join(sorted(names & LAUNCHER_UNTRACED))} outright would stop superv's launcher",
+            )
         errno = self.errno(keys, action, default_eacces="path" in keys)
         return Rule(name, node.start_mark.line + 1, action, errno, names, **fields)
 

@@ -196,6 +196,18 @@ class Recorder:
         self._event("call", pid, seq, syscall=syscall, kind=syscall, tid=tid, result=result, **fields)
         self._trace_call(pid, None, call_text, result)
 
+    def policy_hit(self, pid: int, tid: int, seq: int | None, syscall: str, rule: str, action: str,
+                   result: int | None = None) -> None:
+        """A call a policy rule matched.  log: a "policy" event, and the call is
+        recorded as usual after it; deny and kill: the call's own record."""
+        hit = {"rule": rule, "action": action}
+        if action == "log":
+            self._event("policy", pid, syscall=syscall, tid=tid, policy=hit)
+            return
+        self._event("call", pid, seq, syscall=syscall, kind=syscall, tid=tid, result=result, policy=hit)
+        self._trace_call(pid, None, f"{syscall}(...)", result)
+        self.note(pid, f"{syscall} {'denied' if action == 'deny' else 'killed the process'}: policy rule {rule}")
+
     def refused_call(self, pid: int, tid: int, seq: int, syscall: str, result: int) -> None:
         self.ledger.refused_call(pid)
         self._event("call", pid, seq, syscall=syscall, kind=syscall, tid=tid, result=result, refused=True)

@@ -284,3 +284,33 @@ def test_random_and_mutated_policies_never_raise_anything_but_a_policy_error(tex
         policy.parse(text, "fuzz.yaml")
     except PolicyError as e:
         assert e.line >= 1 and e.column >= 1 and e.message
+
+
+def test_what_superv_s_launcher_needs_is_never_denied_in_the_kernel():
+    """The launcher closes its copy of the listener and execs the target after
+    the filter is in place: close and execve denials go to the supervisor
+    (which knows the launcher), and an outright denial of an untraced call it
+    makes is refused."""
+    p = parse("version: 1\nrules:\n  - {name: quiet, syscalls: [close, execve, ptrace], action: deny}\n")
+    in_kernel, in_supervisor = policy.kernel_plan(p)
+    assert [k.syscall for k in in_kernel] == ["ptrace"]
+    assert [r.name for r in in_supervisor] == ["quiet"]
+    assert "would stop superv's launcher" in error_of(
+        "version: 1\nrules:\n  - {syscalls: [rt_sigprocmask], action: kill}\n").message
+
+
+def test_what_run_cannot_enforce_yet_is_listed_by_rule():
+    p = parse("""\
+        version: 1
+        rules:
+          - {name: a, syscalls: [connect], addr: [10.0.0.0/8], action: deny}
+          - {name: b, syscalls: [read], class: net, addr: [10.0.0.0/8], action: deny}
+          - {name: c, syscalls: [openat], path: [/etc/**], action: deny}
+        budgets:
+          - {direction: send, bytes: 1MiB, action: kill}
+        """)
+    assert policy.not_enforced_yet(p) == [
+        "a (line 3): `addr`/`port` on connect (addresses the program passes)",
+        "c (line 5): `path` (paths the program passes)",
+        "budget (line 7): budgets",
+    ]

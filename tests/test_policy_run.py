@@ -1,0 +1,171 @@
+"""`superv run --policy`: what the kernel denies, what the supervisor denies,
+kills or logs, what it leaves alone, and what it refuses to run with.  Each
+run is compared with the same program's native run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from conftest import REPO, SUPERV, Run
+
+POLICIES = REPO / "policies"
+
+
+def native(program: list) -> subprocess.CompletedProcess:
+    return subprocess.run([str(p) for p in program], capture_output=True, timeout=60)
+
+
+def lines(output: bytes) -> dict[str, str]:
+    return dict(line.split(": ", 1) for line in output.decode().splitlines())
+
+
+def policy_of(run: Run) -> dict:
+    return run.summary["policy"]
+
+
+def policy_events(run: Run) -> list[dict]:
+    return [e for e in run.events if "policy" in e]
+
+
+def test_hardened_denies_its_calls_in_the_kernel(prog, superv):
+    program = [prog("policy_calls"), "kernel"]
+    natively = lines(native(program).stdout)
+    assert (natively["ptrace"], natively["personality"]) == ("0", "0")  # unshare needs root
+    run = superv(program, options=("--policy", str(POLICIES / "hardened.yaml")))
+    assert run.returncode == 0, run.stderr
+    assert lines(run.stdout) == {"ptrace": "EPERM", "unshare": "EPERM", "personality": "EPERM"}
+    # Decided by the BPF filter: the supervisor never saw them.
+    assert policy_events(run) == []
+    rules = {r["rule"]: r for r in policy_of(run)["rules"]}
+    assert rules["no-debugging"] == {"rule": "no-debugging", "line": 8, "action": "deny", "calls": None,
+                                     "in_kernel": True}
+
+
+def test_no_net_refuses_inet_sockets_and_lets_unix_ones_work(prog, superv):
+    program = [prog("policy_calls"), "net"]
+    assert lines(native(program).stdout) == {"socket tcp": "3", "socket udp": "4", "socketpair unix": "0",
+                                             "unix bytes": "5"}
+    run = superv(program, options=("--policy", str(POLICIES / "no-net.yaml")))
+    assert run.returncode == 0, run.stderr
+    assert lines(run.stdout) == {"socket tcp": "EACCES", "socket udp": "EACCES", "socketpair unix": "0",
+                                 "unix bytes": "5"}
+    denied = policy_events(run)
+    assert [(e["syscall"], e["result"], e["policy"]) for e in denied] == [
+        ("socket", -13, {"rule": "no-network", "action": "deny"})] * 2
+    assert policy_of(run)["rules"] == [{"rule": "no-network", "line": 6, "action": "deny", "calls": 2,
+                                        "in_kernel": False}]
+    # the unix socket's bytes are recorded as usual
+    root = run.processes()[0]
+    assert (root["classes"]["net"]["bytes_in"], root["classes"]["net"]["bytes_out"]) == (5, 5)
+
+
+DISK_AND_UDP = """\
+version: 1
+rules:
+  - name: no-disk-writes
+    syscalls: [write, pwrite64, writev]
+    class: disk
+    action: deny
+    errno: EROFS
+  - name: no-udp
+    syscalls: [socket]
+    family: udp
+    action: kill
+"""
+
+
+def test_a_data_call_denied_by_fd_class_while_other_fds_go_on(prog, superv, tmp_path):
+    rules = tmp_path / "p.yaml"
+    rules.write_text(DISK_AND_UDP)
+    target = tmp_path / "file"
+    run = superv([prog("policy_calls"), "disk", target], options=("--policy", str(rules)))
+    assert run.returncode == 0, run.stderr
+    assert lines(run.stdout) == {"open": "3", "write file": "EROFS", "pipe": "0", "pipe bytes": "5"}
+    assert target.read_bytes() == b""  # created by the open, never written
+    assert [(e["syscall"], e["result"], e["policy"]["rule"]) for e in policy_events(run)] == [
+        ("write", -30, "no-disk-writes")]
+    # the pipe's calls went on, recorded exactly (stdout is a pipe too)
+    root = run.processes()[0]
+    assert (root["classes"]["pipe"]["bytes_in"], root["classes"]["pipe"]["bytes_out"]) == (5, 5 + len(run.stdout))
+
+
+def test_kill_stops_the_process_at_the_call_and_names_the_rule(prog, superv, tmp_path):
+    rules = tmp_path / "p.yaml"
+    rules.write_text(DISK_AND_UDP)
+    run = superv([prog("policy_calls"), "net"], options=("--policy", str(rules)))
+    assert run.returncode == 137
+    assert lines(run.stdout) == {"socket tcp": "3"}  # and nothing after the udp socket
+    killed = policy_events(run)
+    assert [(e["syscall"], e["result"], e["policy"]) for e in killed] == [
+        ("socket", None, {"rule": "no-udp", "action": "kill"})]
+    assert run.summary["exit"] == "killed by SIGKILL"
+    assert {r["rule"]: r["calls"] for r in policy_of(run)["rules"]} == {"no-disk-writes": 0, "no-udp": 1}
+
+
+def test_audit_logs_every_traced_call_and_changes_nothing(prog, superv, tmp_path):
+    program = [prog("policy_calls"), "disk", tmp_path / "native"]
+    expected = native(program)
+    run = superv([prog("policy_calls"), "disk", tmp_path / "audited"], options=("--policy", str(POLICIES / "audit.yaml")))
+    assert (run.returncode, run.stdout) == (expected.returncode, expected.stdout)
+    assert (tmp_path / "audited").read_bytes() == (tmp_path / "native").read_bytes() == b"hello"
+    calls = [e for e in run.events if e["type"] == "call"]
+    logged = [e for e in run.events if e["type"] == "policy"]
+    # every call the supervisor saw was logged once, before its own record
+    assert len(logged) == len(calls) > 10
+    assert all(e["policy"] == {"rule": "default", "action": "log"} for e in logged)
+    assert sorted(e["syscall"] for e in logged) == sorted(e["syscall"] for e in calls)
+    assert policy_of(run)["default_calls"] == len(logged)
+
+
+def test_a_policy_superv_cannot_enforce_yet_is_refused_before_anything_runs(prog, tmp_path):
+    out = tmp_path / "out"
+    done = subprocess.run([*SUPERV, "run", "-o", str(out), "--policy", str(POLICIES / "net.yaml"), "--",
+                           str(prog("policy_calls")), "net"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 125
+    assert done.stdout == ""  # the program never ran
+    assert done.stderr.splitlines() == [
+        f"superv: {POLICIES / 'net.yaml'}: this superv cannot enforce yet:",
+        "  loopback (line 8): `addr`/`port` on connect, sendmsg, sendto (addresses the program passes)",
+        "  dns (line 13): `addr`/`port` on connect, sendmsg, sendto (addresses the program passes)",
+    ]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("version: 1\nrules:\n  - {syscalls: [socket], action: denny}\n", ":3:34: unknown action `denny`"),
+    ("version: 1\nrules:\n  - {syscalls: [tgkill], action: deny}\n", ":3:16: denying tgkill outright would stop"),
+])
+def test_a_bad_policy_is_refused_with_its_place(prog, tmp_path, text, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    done = subprocess.run([*SUPERV, "run", "-o", str(tmp_path / "out"), "--policy", str(bad), "--",
+                           str(prog("policy_calls")), "net"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 125
+    assert done.stderr.startswith(f"superv: {bad}{message}"), done.stderr
+    assert done.stdout == ""
+
+
+def test_without_a_policy_nothing_is_decided(prog, superv):
+    run = superv([prog("policy_calls"), "net"])
+    assert run.returncode == 0
+    assert "policy" not in run.summary
+    assert policy_events(run) == []
+    assert json.loads(json.dumps(lines(run.stdout)))["socket tcp"] == "3"
+
+
+def test_opening_for_writing_is_a_send(prog, superv, tmp_path):
+    """direction on an open: its flags (a register, not memory) say whether
+    the file is opened for writing."""
+    rules = tmp_path / "p.yaml"
+    rules.write_text('version: 1\nrules:\n  - {name: no-new-files, syscalls: ["@file"], direction: send, '
+                     'action: deny, errno: EROFS}\n')
+    target = tmp_path / "file"
+    run = superv([prog("policy_calls"), "disk", target], options=("--policy", str(rules)))
+    assert run.returncode == 0, run.stderr
+    assert lines(run.stdout) == {"open": "EROFS", "write file": "EBADF", "pipe": "0", "pipe bytes": "5"}
+    assert not target.exists()
+    # the loader's own opens (read-only) were allowed
+    assert [e["syscall"] for e in policy_events(run)] == ["openat"]
