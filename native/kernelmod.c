@@ -454,6 +454,31 @@ static PyObject *k_tgkill(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* connect() with a raw struct sockaddr, without blocking: the supervisor
+ * connects the target's socket (its duplicate) with its own copy of the
+ * address.  O_NONBLOCK is set on the shared file description for the one
+ * call; every other I/O on it goes through the supervisor, which holds its
+ * lock meanwhile, so no call of the program's sees the flag.  0 or -errno. */
+static PyObject *k_connect_nowait(PyObject *self, PyObject *args)
+{
+    int fd;
+    Py_buffer address;
+    if (!PyArg_ParseTuple(args, "iy*", &fd, &address))
+        return NULL;
+    int flags = fcntl(fd, F_GETFL), rc;
+    if (flags < 0) {
+        PyBuffer_Release(&address);
+        return PyLong_FromLong(-errno);
+    }
+    if (!(flags & O_NONBLOCK))
+        fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    rc = connect(fd, (const struct sockaddr *)address.buf, (socklen_t)address.len) < 0 ? -errno : 0;
+    if (!(flags & O_NONBLOCK))
+        fcntl(fd, F_SETFL, flags);
+    PyBuffer_Release(&address);
+    return PyLong_FromLong(rc);
+}
+
 /* ---- ptrace: a safe restart for a thread we cannot prove has a signal --- */
 
 /*
@@ -566,6 +591,8 @@ static PyMethodDef methods[] = {
      "socket_facts(fd) -> (family, type, protocol, local sockaddr, remote sockaddr or None)"},
     {"set_interrupt_handler", k_set_interrupt_handler, METH_VARARGS,
      "set_interrupt_handler(sig): sig does nothing but interrupt the blocking call of the thread it reaches"},
+    {"connect_nowait", k_connect_nowait, METH_VARARGS,
+     "connect_nowait(fd, sockaddr bytes) -> 0 or -errno, never blocking (EINPROGRESS, EALREADY)"},
     {"tgkill", k_tgkill, METH_VARARGS, "tgkill(tgid, tid, sig)"},
     {"tee", k_tee, METH_VARARGS, "tee(fd_in, fd_out, len, flags) -> count duplicated"},
     {"ptrace_interrupt", k_ptrace_interrupt, METH_VARARGS,

@@ -657,6 +657,53 @@ class WriteOp(Operation):
         self.local_fds = []
 
 
+class ConnectOp(Operation):
+    """connect() made by the supervisor with its own copy of the address, so
+    that the address a policy checked is the one the kernel gets.  It never
+    blocks: the handshake is started at once and waited for (POLLOUT) as a
+    blocking connect waits, interruptible and bounded by SO_SNDTIMEO alike."""
+
+    def __init__(self, fd: OpenFd, address: bytes):
+        self.fd = fd
+        self.address = address
+        self.blocking = not fd.nonblocking
+        self.started = False
+
+    def attempt(self) -> int | None:
+        if self.started:  # POLLOUT: the handshake is over
+            err = _so_error(self.fd.dup)
+            return -err if err else 0
+        self.started = True
+        result = _kernel.connect_nowait(self.fd.dup, self.address)
+        # A blocking connect waits where a non-blocking one says EINPROGRESS;
+        # restarted after a signal, it waits again (EALREADY without waiting).
+        if result in (-errno.EINPROGRESS, -errno.EALREADY) and self.blocking:
+            self.wait = (self.fd.dup, select.POLLOUT)
+            return None
+        return result
+
+    def timed_out(self) -> int:
+        return -errno.EINPROGRESS  # inet_stream_connect() when SO_SNDTIMEO runs out
+
+    def legs(self, result: int) -> list[Leg]:
+        return []
+
+    def order_key(self):
+        return (self.fd.identity, "connect")
+
+    def timeout_option(self):
+        return (self.fd, socket.SO_SNDTIMEO)
+
+    def release(self) -> None:
+        os.close(self.fd.dup)
+
+
+def _so_error(fd: int) -> int:
+    """SO_ERROR, read (and so cleared) as the kernel's own connect() does."""
+    with socket.socket(fileno=os.dup(fd)) as s:
+        return s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+
+
 class TwoFdOp(Operation):
     """A call moving bytes from one target fd (src) to another (dst)."""
 

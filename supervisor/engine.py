@@ -28,7 +28,7 @@ from . import _fastpath as fastpath
 from . import _kernel, kernel, procfs, syscalls
 from .classify import Classification, IoMode, classify
 from .datacalls import Builder, Immediate, Passthrough
-from .emulate import Caller, OpenFd, Operation, Scratch, poll_now
+from .emulate import Caller, ConnectOp, OpenFd, Operation, Scratch, poll_now
 from .kernel import ERESTARTSYS, Listener, Notification
 from .ledger import Leg
 from .recorder import Recorder
@@ -468,15 +468,28 @@ class Supervisor:
         (SIGKILL to the process; the call stays unanswered and dies with it)."""
         from . import policy
 
-        decision = policy.decide(self.policy, self._call_facts(n, spec, task))
-        if decision.action == "allow":
-            return False
+        # connect's address is read once, decided on, and connected to by the
+        # supervisor itself: the program cannot change it in between.
+        checked = spec.name == "connect" and policy.reads_address(self.policy, spec.name) and \
+            self._inet_socket(task.process, as_int(spec.arg("fd", n.args)))
+        address = self._read_sockaddr(n, spec) if checked else None
+        if isinstance(address, int):  # the address cannot be read: as the kernel would say
+            self.recorder.other_call(task.process.pid, n.tid, fastpath.take_seq(task.process.pid), spec.name,
+                                     f"connect({as_int(spec.arg('fd', n.args))}, ?)", address)
+            self.listener.answer(n.id, address)
+            return True
+        decision = policy.decide(self.policy, self._call_facts(n, spec, task, address))
         label = decision.rule.label if decision.rule is not None else "default"
-        self.policy_hits[label] += 1
         pid = task.process.pid
-        if decision.action == "log":
-            self.recorder.policy_hit(pid, n.tid, None, spec.name, label, "log")
-            return False
+        if decision.action != "allow":
+            self.policy_hits[label] += 1
+        if decision.action in ("allow", "log"):
+            if decision.action == "log":
+                self.recorder.policy_hit(pid, n.tid, None, spec.name, label, "log")
+            if address is None:
+                return False
+            self._connect(n, spec, task, address)
+            return True
         seq = fastpath.take_seq(pid)
         if decision.action == "deny":
             self.recorder.policy_hit(pid, n.tid, seq, spec.name, label, "deny", result=-decision.errno)
@@ -489,12 +502,13 @@ class Supervisor:
                 pass
         return True
 
-    def _call_facts(self, n: Notification, spec, task: Task):
-        """What a decision may look at without reading the program's memory:
-        the call, its direction, and the fd it names (classified here if new)
-        or, for socket(), the kind of socket its arguments ask for."""
+    def _call_facts(self, n: Notification, spec, task: Task, address: bytes | None = None):
+        """What a decision looks at: the call, its direction, the fd it names
+        (classified here if new) or, for socket(), the kind of socket its
+        arguments ask for; and the address, when the supervisor read its own
+        copy (connect), else the fd's remote end."""
         from . import policy
-        from .classify import FdClass, SocketFacts, socket_detail
+        from .classify import FdClass, SocketFacts, format_sockaddr, socket_detail
 
         direction = {syscalls.Direction.IN: "recv", syscalls.Direction.OUT: "send"}.get(spec.direction)
         if "flags" in spec.args and spec.name in ("open", "openat") or spec.name == "creat":
@@ -510,9 +524,40 @@ class Supervisor:
             c = self._classification_for_policy(task.process, as_int(spec.arg("fd", n.args)))
         if c is None:
             return policy.CallFacts(spec.name, direction=direction)
-        address, port = policy.address_and_port(c.remote)
+        host, port = policy.address_and_port(format_sockaddr(address) if address is not None else c.remote)
         family = c.detail if c.fd_class is FdClass.NET else None
-        return policy.CallFacts(spec.name, c.fd_class.value, family, address, port, direction=direction)
+        return policy.CallFacts(spec.name, c.fd_class.value, family, host, port, direction=direction)
+
+    def _inet_socket(self, process: Process, fd: int) -> bool:
+        c = self._classification_for_policy(process, fd)
+        return c is not None and c.detail in ("tcp", "tcp6", "udp", "udp6")
+
+    @staticmethod
+    def _read_sockaddr(n: Notification, spec) -> bytes | int:
+        """The supervisor's copy of a call's struct sockaddr, or -errno as the
+        kernel's move_addr_to_kernel() would give it."""
+        length = as_int(spec.arg("addrlen", n.args))
+        if length < 0 or length > 128:  # sizeof(struct sockaddr_storage)
+            return -errno.EINVAL
+        try:
+            return kernel.read_memory(n.tid, spec.arg("addr", n.args), length)
+        except OSError:
+            return -errno.EFAULT
+
+    def _connect(self, n: Notification, spec, task: Task, address: bytes) -> None:
+        """connect() made here on the program's socket, with our copy."""
+        process = task.process
+        fd = as_int(spec.arg("fd", n.args))
+        seq = fastpath.take_seq(process.pid)
+        fastpath.drop_fds(process.pid, fd, fd)  # its endpoints are about to change
+        try:
+            opened = self.open_fd(process, fd)
+        except Immediate as answer:
+            self.recorder.other_call(process.pid, n.tid, seq, spec.name, f"connect({fd}, ?)", answer.value, fd=fd)
+            self.listener.answer(n.id, answer.value)
+            return
+        op = ConnectOp(opened, address)
+        self._run(Parked(n, task, op, seq, spec, spec.name, op.order_key()))
 
     def _classification_for_policy(self, process: Process, fd: int) -> Classification | None:
         if fd < 0:
@@ -595,10 +640,18 @@ class Supervisor:
         # A restart code is not what the program sees: it gets EINTR, or the
         # call runs again (SA_RESTART) as a new notification, recorded then.
         interrupted = -516 <= result <= -ERESTARTSYS
-        self.recorder.data_call(
-            parked.task.process.pid, n.tid, parked.seq, parked.syscall, n.args, parked.kind,
-            op.legs(result), None if interrupted else result, True, interrupted=interrupted,
-        )
+        if isinstance(op, ConnectOp):
+            from .classify import format_sockaddr
+
+            fields = {"fd": op.fd.fd, "address": format_sockaddr(op.address)}
+            self.recorder.other_call(parked.task.process.pid, n.tid, parked.seq, parked.syscall.name,
+                                     _describe(parked.syscall, fields), None if interrupted else result,
+                                     **fields, **({"interrupted": True} if interrupted else {}))
+        else:
+            self.recorder.data_call(
+                parked.task.process.pid, n.tid, parked.seq, parked.syscall, n.args, parked.kind,
+                op.legs(result), None if interrupted else result, True, interrupted=interrupted,
+            )
         self.listener.answer(n.id, result)
 
     def _send_signal(self, tid: int, tgid: int, sig: int) -> None:

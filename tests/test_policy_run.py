@@ -4,12 +4,17 @@ run is compared with the same program's native run."""
 
 from __future__ import annotations
 
+import errno
 import json
+import re
+import socket
 import subprocess
+import sys
+import threading
 
 import pytest
 
-from conftest import REPO, SUPERV, Run
+from conftest import REPO, SUPERV, Run, free_port
 
 POLICIES = REPO / "policies"
 
@@ -128,10 +133,114 @@ def test_a_policy_superv_cannot_enforce_yet_is_refused_before_anything_runs(prog
     assert done.stdout == ""  # the program never ran
     assert done.stderr.splitlines() == [
         f"superv: {POLICIES / 'net.yaml'}: this superv cannot enforce yet:",
-        "  loopback (line 8): `addr`/`port` on connect, sendmsg, sendto (addresses the program passes)",
-        "  dns (line 13): `addr`/`port` on connect, sendmsg, sendto (addresses the program passes)",
+        "  loopback (line 8): `addr`/`port` on sendmsg, sendto (addresses the program passes)",
+        "  dns (line 13): `addr`/`port` on sendmsg, sendto (addresses the program passes)",
     ]
     assert not out.exists()
+
+
+LOCAL_ONLY = """\
+version: 1
+rules:
+  - {name: local-only, syscalls: [connect], family: [tcp, udp], addr: [127.0.0.1/32], action: allow}
+  - {name: elsewhere, syscalls: [connect], family: [tcp, tcp6, udp, udp6], action: deny, errno: ECONNREFUSED}
+"""
+
+
+class Listeners:
+    """TCP listeners on 127.0.0.1 and 127.0.0.2 (one port), counting accepts."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.accepted = {"127.0.0.1": 0, "127.0.0.2": 0}
+        self.sockets = []
+        for host in self.accepted:
+            srv = socket.socket()
+            srv.bind((host, self.port))
+            srv.listen(4096)
+            self.sockets.append(srv)
+            threading.Thread(target=self._serve, args=(srv, host), daemon=True).start()
+
+    def _serve(self, srv, host):
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            self.accepted[host] += 1
+            try:
+                if conn.recv(16):
+                    conn.sendall(b"pong")
+            except OSError:
+                pass
+            conn.close()
+
+    def close(self):
+        for srv in self.sockets:
+            srv.shutdown(socket.SHUT_RDWR)
+            srv.close()
+
+
+@pytest.fixture
+def listeners():
+    ls = Listeners()
+    yield ls
+    ls.close()
+
+
+CLIENT = """\
+import errno, socket, sys
+port = int(sys.argv[1])
+for host in ("127.0.0.1", "127.0.0.2"):
+    s = socket.socket()
+    try:
+        s.connect((host, port))
+        s.sendall(b"ping")
+        print(host, s.recv(16).decode())
+    except OSError as e:
+        print(host, errno.errorcode[e.errno])
+    s.close()
+s = socket.socket()
+s.setblocking(False)
+print("non-blocking", errno.errorcode[s.connect_ex(("127.0.0.1", port))])
+"""
+
+
+def test_connect_is_decided_on_the_address_and_made_by_the_supervisor(superv, tmp_path, listeners):
+    rules = tmp_path / "p.yaml"
+    rules.write_text(LOCAL_ONLY)
+    client = tmp_path / "client.py"
+    client.write_text(CLIENT)
+    program = [sys.executable, client, str(listeners.port)]
+    assert native(program).stdout.decode().splitlines() == ["127.0.0.1 pong", "127.0.0.2 pong", "non-blocking EINPROGRESS"]
+    before = dict(listeners.accepted)
+    run = superv(program, options=("--policy", str(rules)))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.decode().splitlines() == ["127.0.0.1 pong", "127.0.0.2 ECONNREFUSED", "non-blocking EINPROGRESS"]
+    assert listeners.accepted["127.0.0.2"] == before["127.0.0.2"]
+    connects = [e for e in run.events if e.get("syscall") == "connect"]
+    assert [(e["result"], e.get("address"), e.get("policy")) for e in connects] == [
+        (0, f"127.0.0.1:{listeners.port}", None),
+        (-errno.ECONNREFUSED, None, {"rule": "elsewhere", "action": "deny"}),
+        (-errno.EINPROGRESS, f"127.0.0.1:{listeners.port}", None),
+    ]
+
+
+def test_a_thread_rewriting_the_address_never_gets_a_denied_connection_through(prog, superv, tmp_path, listeners):
+    """The address is read once: what the policy checked is what the kernel
+    connects to.  Natively the flipping thread reaches 127.0.0.2 often."""
+    rules = tmp_path / "p.yaml"
+    rules.write_text(LOCAL_ONLY)
+    program = [prog("connect_flip"), str(listeners.port), "1000"]
+    pattern = re.compile(rb"connected (\d+) refused (\d+) reached 127.0.0.2 (\d+)\n")
+    natively = pattern.fullmatch(native(program).stdout)
+    assert int(natively[3]) > 0, "the flipping must race natively for the test to mean anything"
+    before = listeners.accepted["127.0.0.2"]
+    run = superv(program, options=("--policy", str(rules)))
+    assert run.returncode == 0, run.stderr
+    connected, refused, forbidden = map(int, pattern.fullmatch(run.stdout).groups())
+    assert forbidden == 0 and listeners.accepted["127.0.0.2"] == before
+    assert connected + refused == 1000 and connected > 0 and refused > 0
 
 
 @pytest.mark.parametrize("text, message", [

@@ -1,0 +1,59 @@
+/* connect_flip PORT TRIES: an adversary of address rules.  A second thread
+ * keeps rewriting the struct sockaddr that the main thread passes to
+ * connect(), between 127.0.0.1 (which a policy allows) and 127.0.0.2 (which
+ * it denies), hoping that the kernel connects to an address other than the
+ * one the supervisor checked.  Prints
+ *   "connected N refused M reached 127.0.0.2 K"
+ * where K counts connections whose peer (getpeername) is 127.0.0.2. */
+#include "sig_common.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+
+static struct sockaddr_in target;
+static atomic_int done;
+
+static void *flipper(void *unused)
+{
+    (void)unused;
+    volatile in_addr_t *where = &target.sin_addr.s_addr;
+    in_addr_t allowed = inet_addr("127.0.0.1"), denied = inet_addr("127.0.0.2");
+    while (!atomic_load(&done)) {
+        *where = allowed;
+        *where = denied;
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3)
+        return 2;
+    int tries = atoi(argv[2]);
+    target.sin_family = AF_INET;
+    target.sin_port = htons(atoi(argv[1]));
+    target.sin_addr.s_addr = inet_addr("127.0.0.1");
+    pthread_t thread;
+    pthread_create(&thread, NULL, flipper, NULL);
+    long connected = 0, refused = 0, forbidden = 0;
+    for (int i = 0; i < tries; i++) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        if (connect(s, (struct sockaddr *)&target, sizeof target) == 0) {
+            struct sockaddr_in peer;
+            socklen_t len = sizeof peer;
+            connected++;
+            if (getpeername(s, (struct sockaddr *)&peer, &len) == 0 && peer.sin_addr.s_addr == inet_addr("127.0.0.2"))
+                forbidden++;
+        } else {
+            refused++;
+        }
+        close(s);
+    }
+    atomic_store(&done, 1);
+    pthread_join(thread, NULL);
+    say("connected %ld refused %ld reached 127.0.0.2 %ld\n", connected, refused, forbidden);
+    return 0;
+}
