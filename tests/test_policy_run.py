@@ -14,7 +14,7 @@ import threading
 
 import pytest
 
-from conftest import REPO, SUPERV, Run, free_port
+from conftest import REPO, SUPERV, Run, free_port, wait_for
 
 POLICIES = REPO / "policies"
 
@@ -235,11 +235,12 @@ def test_a_thread_rewriting_the_address_never_gets_a_denied_connection_through(p
     pattern = re.compile(rb"connected (\d+) refused (\d+) reached 127.0.0.2 (\d+)\n")
     natively = pattern.fullmatch(native(program).stdout)
     assert int(natively[3]) > 0, "the flipping must race natively for the test to mean anything"
-    before = listeners.accepted["127.0.0.2"]
+    wait_for(lambda: listeners.accepted["127.0.0.2"] == int(natively[3]))  # the listener catches up
     run = superv(program, options=("--policy", str(rules)))
     assert run.returncode == 0, run.stderr
     connected, refused, forbidden = map(int, pattern.fullmatch(run.stdout).groups())
-    assert forbidden == 0 and listeners.accepted["127.0.0.2"] == before
+    wait_for(lambda: listeners.accepted["127.0.0.1"] >= int(natively[1]) - int(natively[3]) + connected)
+    assert forbidden == 0 and listeners.accepted["127.0.0.2"] == int(natively[3])
     assert connected + refused == 1000 and connected > 0 and refused > 0
 
 
@@ -278,3 +279,46 @@ def test_opening_for_writing_is_a_send(prog, superv, tmp_path):
     assert not target.exists()
     # the loader's own opens (read-only) were allowed
     assert [e["syscall"] for e in policy_events(run)] == ["openat"]
+
+
+ALARMED_CONNECT = """\
+import signal, socket, sys, time
+class Alarm(Exception):
+    pass
+def on_alarm(*_):
+    raise Alarm()
+signal.signal(signal.SIGALRM, on_alarm)  # without SA_RESTART
+port = int(sys.argv[1])
+filler = socket.create_connection(("127.0.0.1", port))  # the listener's backlog is now full
+s = socket.socket()
+signal.setitimer(signal.ITIMER_REAL, 0.2)
+started = time.monotonic()
+try:
+    s.connect(("127.0.0.1", port))
+    print("connected")
+except Alarm:
+    print("interrupted after", "less than 1 s" if time.monotonic() - started < 1 else "more than 1 s")
+"""
+
+
+def test_a_blocking_connect_made_by_the_supervisor_is_interrupted_as_natively(superv, tmp_path):
+    """Its SYN is dropped (a full backlog), so it waits; SIGALRM at 0.2 s
+    interrupts it (EINTR, the handler runs) natively and under superv."""
+    rules = tmp_path / "p.yaml"
+    rules.write_text(LOCAL_ONLY)
+    script = tmp_path / "alarmed.py"
+    script.write_text(ALARMED_CONNECT)
+    # A listener of its own for each run: a backlog stays full after its client exits.
+    with socket.socket() as full:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        assert native([sys.executable, script, str(full.getsockname()[1])]).stdout == \
+            b"interrupted after less than 1 s\n"
+    with socket.socket() as full:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        run = superv([sys.executable, script, str(full.getsockname()[1])], options=("--policy", str(rules)))
+        assert run.returncode == 0, run.stderr
+        assert run.stdout == b"interrupted after less than 1 s\n"
+    connects = [e for e in run.events if e.get("syscall") == "connect"]
+    assert [(e["result"], e.get("interrupted")) for e in connects] == [(0, None), (None, True)]
