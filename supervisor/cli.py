@@ -112,12 +112,15 @@ def load_policy(path: str):
 
 
 def policy_summary(enforced, kernel_rules, hits) -> dict:
-    """summary.json's "policy": per rule, its action and the calls it took
-    (null for what the kernel decided: it does not count)."""
+    """summary.json's "policy": per rule, its action and the calls it logged,
+    denied or killed.  null where nobody counts: the kernel's filter, and
+    allow (an allowed fd's calls may be served by the fast path, which does
+    not consult the policy)."""
     in_kernel = {k.rule.label for k in kernel_rules}
     rules = [
         {"rule": r.label, "line": r.line, "action": r.action,
-         "calls": None if r.label in in_kernel and not hits.get(r.label) else hits.get(r.label, 0),
+         "calls": None if r.action == "allow" or r.label in in_kernel and not hits.get(r.label)
+         else hits.get(r.label, 0),
          "in_kernel": r.label in in_kernel}
         for r in enforced.rules
     ]

@@ -28,7 +28,7 @@ from . import _fastpath as fastpath
 from . import _kernel, kernel, procfs, syscalls
 from .classify import Classification, IoMode, classify
 from .datacalls import Builder, Immediate, Passthrough
-from .emulate import Caller, ConnectOp, OpenFd, Operation, Scratch, poll_now
+from .emulate import Caller, ConnectOp, OpenFd, Operation, Scratch, WriteOp, poll_now
 from .kernel import ERESTARTSYS, Listener, Notification
 from .ledger import Leg
 from .recorder import Recorder
@@ -468,6 +468,8 @@ class Supervisor:
         (SIGKILL to the process; the call stays unanswered and dies with it)."""
         from . import policy
 
+        if spec.name in policy.ADDRESS_IN_MESSAGE and policy.reads_address(self.policy, spec.name):
+            return False  # decided in on_data, on the copy of the address the send will use
         # connect's address is read once, decided on, and connected to by the
         # supervisor itself: the program cannot change it in between.
         checked = spec.name == "connect" and policy.reads_address(self.policy, spec.name) and \
@@ -490,16 +492,39 @@ class Supervisor:
                 return False
             self._connect(n, spec, task, address)
             return True
-        seq = fastpath.take_seq(pid)
+        self._refuse(n, spec, task, fastpath.take_seq(pid), decision, label)
+        return True
+
+    def _refuse(self, n: Notification, spec, task: Task, seq: int, decision, label: str) -> None:
+        """deny: answered with the errno, the call never runs; kill: SIGKILL to
+        the process, the call stays unanswered and dies with it."""
+        pid = task.process.pid
         if decision.action == "deny":
             self.recorder.policy_hit(pid, n.tid, seq, spec.name, label, "deny", result=-decision.errno)
             self.listener.answer(n.id, -decision.errno)
-        else:
-            self.recorder.policy_hit(pid, n.tid, seq, spec.name, label, "kill")
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            return
+        self.recorder.policy_hit(pid, n.tid, seq, spec.name, label, "kill")
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def _policy_on_send(self, n: Notification, spec, task: Task, seq: int, op: Operation) -> bool:
+        """sendto/sendmsg: decided on the address the send will use, our copy
+        (or the socket's remote end without one).  True when refused."""
+        from . import policy
+
+        address = op.sink.name if isinstance(op, WriteOp) else None
+        decision = policy.decide(self.policy, self._call_facts(n, spec, task, address))
+        if decision.action == "allow":
+            return False
+        label = decision.rule.label if decision.rule is not None else "default"
+        self.policy_hits[label] += 1
+        if decision.action == "log":
+            self.recorder.policy_hit(task.process.pid, n.tid, None, spec.name, label, "log")
+            return False
+        op.release()
+        self._refuse(n, spec, task, seq, decision, label)
         return True
 
     def _call_facts(self, n: Notification, spec, task: Task, address: bytes | None = None):
@@ -609,6 +634,8 @@ class Supervisor:
             legs = [Leg(fd, direction, 0) for fd in passthrough.fds]
             self.recorder.data_call(process.pid, n.tid, seq, spec, n.args, kind, legs, None, False)
             self.listener.let_through(n.id)
+            return
+        if self.policy is not None and spec.name in ("sendto", "sendmsg") and self._policy_on_send(n, spec, task, seq, op):
             return
         if progress:
             op.already_written(progress)  # the fast path began this write

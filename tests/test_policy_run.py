@@ -127,14 +127,13 @@ def test_audit_logs_every_traced_call_and_changes_nothing(prog, superv, tmp_path
 
 def test_a_policy_superv_cannot_enforce_yet_is_refused_before_anything_runs(prog, tmp_path):
     out = tmp_path / "out"
-    done = subprocess.run([*SUPERV, "run", "-o", str(out), "--policy", str(POLICIES / "net.yaml"), "--",
+    done = subprocess.run([*SUPERV, "run", "-o", str(out), "--policy", str(POLICIES / "readonly.yaml"), "--",
                            str(prog("policy_calls")), "net"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 125
     assert done.stdout == ""  # the program never ran
     assert done.stderr.splitlines() == [
-        f"superv: {POLICIES / 'net.yaml'}: this superv cannot enforce yet:",
-        "  loopback (line 8): `addr`/`port` on sendmsg, sendto (addresses the program passes)",
-        "  dns (line 13): `addr`/`port` on sendmsg, sendto (addresses the program passes)",
+        f"superv: {POLICIES / 'readonly.yaml'}: this superv cannot enforce yet:",
+        "  writable-places (line 7): `path` (paths the program passes)",
     ]
     assert not out.exists()
 
@@ -322,3 +321,88 @@ def test_a_blocking_connect_made_by_the_supervisor_is_interrupted_as_natively(su
         assert run.stdout == b"interrupted after less than 1 s\n"
     connects = [e for e in run.events if e.get("syscall") == "connect"]
     assert [(e["result"], e.get("interrupted")) for e in connects] == [(0, None), (None, True)]
+
+
+NET_CLIENT = """\
+import errno, socket, sys, urllib.request
+port = int(sys.argv[1])
+body = urllib.request.urlopen(f"http://127.0.0.1:{port}/hello.txt", timeout=10).read()
+print("fetch", body.decode().strip())
+def outcome(call):
+    try:
+        return str(call())
+    except OSError as e:
+        return errno.errorcode[e.errno]
+tcp = socket.socket()
+tcp.settimeout(5)
+print("tcp 192.0.2.1:80", outcome(lambda: tcp.connect(("192.0.2.1", 80))))
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+print("udp 192.0.2.1:9", outcome(lambda: udp.sendto(b"x", ("192.0.2.1", 9))))
+print("udp 192.0.2.1:53", outcome(lambda: udp.sendto(b"dns?", ("192.0.2.1", 53))))
+print("udp 127.0.0.1:9", outcome(lambda: udp.sendto(b"x", ("127.0.0.1", 9))))
+"""
+
+
+def test_net_yaml_lets_loopback_and_dns_through_and_refuses_the_rest(superv, tmp_path):
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "hello.txt").write_text("hello from http.server\n")
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory",
+                               str(tmp_path / "site"), "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        port = int(re.search(rb"port (\d+)", server.stdout.readline())[1])
+        client = tmp_path / "client.py"
+        client.write_text(NET_CLIENT)
+        run = superv([sys.executable, client, str(port)], options=("--policy", str(POLICIES / "net.yaml")))
+    finally:
+        server.kill()
+        server.wait()
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.decode().splitlines() == [
+        "fetch hello from http.server",
+        "tcp 192.0.2.1:80 ECONNREFUSED",
+        "udp 192.0.2.1:9 ECONNREFUSED",
+        "udp 192.0.2.1:53 4",
+        "udp 127.0.0.1:9 1",
+    ]
+    refused = [(e["syscall"], e["policy"]["rule"]) for e in policy_events(run)]
+    assert refused == [("connect", "outside"), ("sendto", "outside")]
+    assert {r["rule"]: r["calls"] for r in policy_of(run)["rules"]} == {"loopback": None, "dns": None, "outside": 2}
+
+
+def test_a_thread_rewriting_a_sendto_address_never_gets_a_datagram_through(prog, superv, tmp_path):
+    """The data path copies the address once, decides on it and sends to it."""
+    rules = tmp_path / "p.yaml"
+    rules.write_text('version: 1\nrules:\n'
+                     '  - {name: local-only, syscalls: [sendto], addr: [127.0.0.1/32], action: allow}\n'
+                     '  - {name: elsewhere, syscalls: [sendto], family: udp, action: deny, errno: ECONNREFUSED}\n')
+    receivers = {}
+    for host in ("127.0.0.1", "127.0.0.2"):
+        r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        r.bind((host, receivers["127.0.0.1"].getsockname()[1] if receivers else 0))
+        r.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+        r.setblocking(False)
+        receivers[host] = r
+
+    def drain(host):
+        n = 0
+        while True:
+            try:
+                receivers[host].recv(16)
+                n += 1
+            except BlockingIOError:
+                return n
+
+    port = str(receivers["127.0.0.1"].getsockname()[1])
+    program = [prog("connect_flip"), port, "1000", "sendto"]
+    try:
+        assert native(program).returncode == 0
+        assert drain("127.0.0.2") > 0, "the flipping must race natively for the test to mean anything"
+        drain("127.0.0.1")
+        run = superv(program, options=("--policy", str(rules)))
+        assert run.returncode == 0, run.stderr
+        sent, refused = map(int, re.fullmatch(rb"sent (\d+) refused (\d+)\n", run.stdout).groups())
+        assert sent > 0 and refused > 0 and sent + refused == 1000
+        assert (drain("127.0.0.2"), drain("127.0.0.1")) == (0, sent)
+    finally:
+        for r in receivers.values():
+            r.close()

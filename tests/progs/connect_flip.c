@@ -1,10 +1,12 @@
-/* connect_flip PORT TRIES: an adversary of address rules.  A second thread
- * keeps rewriting the struct sockaddr that the main thread passes to
- * connect(), between 127.0.0.1 (which a policy allows) and 127.0.0.2 (which
- * it denies), hoping that the kernel connects to an address other than the
- * one the supervisor checked.  Prints
+/* connect_flip PORT TRIES [sendto]: an adversary of address rules.  A
+ * second thread keeps rewriting the struct sockaddr that the main thread
+ * passes to connect() (or, with "sendto", to sendto() on a UDP socket),
+ * between 127.0.0.1 (which a policy allows) and 127.0.0.2 (which it
+ * denies), hoping that the kernel uses an address other than the one the
+ * supervisor checked.  Prints
  *   "connected N refused M reached 127.0.0.2 K"
- * where K counts connections whose peer (getpeername) is 127.0.0.2. */
+ * where K counts connections whose peer (getpeername) is 127.0.0.2; with
+ * sendto, "sent N refused M" (the receivers count what arrived where). */
 #include "sig_common.h"
 
 #include <arpa/inet.h>
@@ -39,6 +41,19 @@ int main(int argc, char **argv)
     pthread_t thread;
     pthread_create(&thread, NULL, flipper, NULL);
     long connected = 0, refused = 0, forbidden = 0;
+    if (argc > 3 && !strcmp(argv[3], "sendto")) {
+        int s = socket(AF_INET, SOCK_DGRAM, 0);
+        for (int i = 0; i < tries; i++) {
+            if (sendto(s, "x", 1, 0, (struct sockaddr *)&target, sizeof target) == 1)
+                connected++;
+            else
+                refused++;
+        }
+        atomic_store(&done, 1);
+        pthread_join(thread, NULL);
+        say("sent %ld refused %ld\n", connected, refused);
+        return 0;
+    }
     for (int i = 0; i < tries; i++) {
         int s = socket(AF_INET, SOCK_STREAM, 0);
         if (connect(s, (struct sockaddr *)&target, sizeof target) == 0) {
