@@ -406,3 +406,25 @@ def test_a_thread_rewriting_a_sendto_address_never_gets_a_datagram_through(prog,
     finally:
         for r in receivers.values():
             r.close()
+
+
+def test_static_busybox_wget_fails_cleanly_under_no_net(superv, tmp_path):
+    """A static binary (no libc wrapper to hook): its socket() is refused and
+    it says so, while natively it fetches the file."""
+    from conftest import busybox
+
+    (tmp_path / "page.txt").write_text("a page\n")
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory",
+                               str(tmp_path), "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        port = int(re.search(rb"port (\d+)", server.stdout.readline())[1])
+        program = [busybox(), "wget", "-q", "-O", "-", f"http://127.0.0.1:{port}/page.txt"]
+        assert native(program).stdout == b"a page\n"
+        run = superv(program, options=("--policy", str(POLICIES / "no-net.yaml")))
+    finally:
+        server.kill()
+        server.wait()
+    assert (run.returncode, run.stdout) == (1, b"")
+    assert b"wget: socket: Permission denied" in run.stderr
+    assert [(e["syscall"], e["result"], e["policy"]["rule"]) for e in policy_events(run)] == [
+        ("socket", -errno.EACCES, "no-network")]
