@@ -736,9 +736,46 @@ static int decode(const struct seccomp_notif *n, const call_spec *spec, task *t,
     return 0;
 }
 
+/* ---- budgets: the bytes a policy lets the run move, per class and direction ----
+ * Every call the fast path completes spends from the budgets it matches; a
+ * call that a spent budget must stop (deny, kill) goes to Python, which
+ * applies the action.  So a budget is overrun by at most the call that
+ * crossed it. */
+#define BUDGETS_MAX 16
+typedef struct {
+    char tag[8];        /* the class's --trace tag; "" for any class */
+    int inward;
+    int stops;          /* deny or kill: calls stop once it is spent */
+    unsigned long long limit, total;
+} budget_t;
+static budget_t budgets[BUDGETS_MAX];
+static int nbudgets;
+
+static int budget_matches(const budget_t *b, const fd_entry *e, int inward)
+{
+    return b->inward == inward && (!b->tag[0] || !strcmp(b->tag, e->tag));
+}
+
+static int over_budget(const fd_entry *e, int inward)
+{
+    for (int i = 0; i < nbudgets; i++)
+        if (budgets[i].stops && budgets[i].total >= budgets[i].limit && budget_matches(&budgets[i], e, inward))
+            return 1;
+    return 0;
+}
+
+static void spend(const fd_entry *e, int inward, unsigned long long moved)
+{
+    for (int i = 0; i < nbudgets; i++)
+        if (budget_matches(&budgets[i], e, inward))
+            budgets[i].total += moved;
+}
+
 static void finish(proc *p, const call_t *c, long long result, int sigpipe)
 {
     record(p, c, result, result > 0 ? (unsigned long long)result : 0, 0);
+    if (nbudgets && result > 0)
+        spend(c->e, c->spec->inward, (unsigned long long)result);
     if (sigpipe)
         syscall(SYS_tgkill, p->pid, c->tid, SIGPIPE);
     answer(&c->n, result);
@@ -1140,6 +1177,8 @@ static int fast_handle(const struct seccomp_notif *n, const call_spec *spec, han
         return lifecycle(n, spec, t);
     call_t c;
     if (!decode(n, spec, t, &c))
+        return 0;
+    if (nbudgets && over_budget(c.e, spec->inward))
         return 0;
     int sigpipe = 0;
     size_t progress = 0;
@@ -1638,6 +1677,57 @@ static PyObject *f_set_output(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* set_budgets([(tag or "", inward, limit, stops)]) */
+static PyObject *f_set_budgets(PyObject *self, PyObject *arg)
+{
+    PyObject *fast = PySequence_Fast(arg, "budgets must be a sequence");
+    if (!fast)
+        return NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(fast);
+    if (count > BUDGETS_MAX) {
+        Py_DECREF(fast);
+        return PyErr_Format(PyExc_ValueError, "at most %d budgets", BUDGETS_MAX);
+    }
+    budget_t parsed[BUDGETS_MAX];
+    memset(parsed, 0, sizeof parsed);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const char *tag;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i), "spKp", &tag, &parsed[i].inward, &parsed[i].limit,
+                              &parsed[i].stops)) {
+            Py_DECREF(fast);
+            return NULL;
+        }
+        snprintf(parsed[i].tag, sizeof parsed[i].tag, "%s", tag);
+    }
+    Py_DECREF(fast);
+    pthread_mutex_lock(&lock);
+    memcpy(budgets, parsed, sizeof budgets);
+    nbudgets = (int)count;
+    pthread_mutex_unlock(&lock);
+    Py_RETURN_NONE;
+}
+
+/* budget_spend(index, bytes): what Python moved (callers hold `lock`). */
+static PyObject *f_budget_spend(PyObject *self, PyObject *args)
+{
+    int index;
+    unsigned long long moved;
+    if (!PyArg_ParseTuple(args, "iK", &index, &moved))
+        return NULL;
+    if (index < 0 || index >= nbudgets)
+        return PyErr_Format(PyExc_IndexError, "no budget %d", index);
+    budgets[index].total += moved;
+    Py_RETURN_NONE;
+}
+
+static PyObject *f_budget_totals(PyObject *self, PyObject *noargs)
+{
+    PyObject *totals = PyList_New(nbudgets);
+    for (int i = 0; totals && i < nbudgets; i++)
+        PyList_SET_ITEM(totals, i, PyLong_FromUnsignedLongLong(budgets[i].total));
+    return totals;
+}
+
 static PyObject *f_init(PyObject *self, PyObject *args)
 {
     PyObject *table, *kinds, *callback;
@@ -2023,6 +2113,10 @@ static PyObject *f_stats(PyObject *self, PyObject *noargs)
 
 static PyMethodDef methods[] = {
     {"set_output", f_set_output, METH_VARARGS, "set_output(events_fd, trace_fd): where records go"},
+    {"set_budgets", f_set_budgets, METH_O,
+     "set_budgets([(class tag or '', inward, limit, stops)]): a policy's budgets, spent from zero"},
+    {"budget_spend", f_budget_spend, METH_VARARGS, "budget_spend(index, bytes): bytes Python moved"},
+    {"budget_totals", f_budget_totals, METH_NOARGS, "budget_totals() -> bytes spent, per budget"},
     {"init", f_init, METH_VARARGS,
      "init(listener, handler, table, kinds): set up before run()"},
     {"run", f_run, METH_NOARGS, "run(): the receiver loop, until no traced task is left or stop()"},

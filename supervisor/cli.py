@@ -280,6 +280,14 @@ def run(options, program: list[str], superv_argv: list[str]) -> int:
             }
             if enforced is not None:
                 run_info["policy"] = policy_summary(enforced, kernel_rules, supervisor.policy_hits)
+                if enforced.budgets:
+                    supervisor.report_spent_budgets()
+                    run_info["policy"]["budgets"] = [
+                        {"budget": b.name or f"budget at line {b.line}", "line": b.line, "class": b.fd_class,
+                         "direction": b.direction, "limit": b.limit, "spent": spent, "over": spent >= b.limit,
+                         "action": b.action, "calls": supervisor.policy_hits.get(b.name or f"budget at line {b.line}", 0)}
+                        for b, spent in zip(enforced.budgets, fastpath.budget_totals())
+                    ]
             recorder.write_logs()
             recorder.write_summary(run_info)
             recorder.close()

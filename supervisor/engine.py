@@ -149,6 +149,15 @@ class Parked:
     finished: bool = False
 
 
+@attrs.frozen
+class _BudgetDecision:
+    action: str
+    errno: int | None
+
+
+_BUDGET_DECISION = _BudgetDecision("deny", None)
+
+
 class Supervisor:
     def __init__(self, listener: Listener, recorder: Recorder, root_pid: int, root_argv: list[str],
                  policy=None):
@@ -157,6 +166,12 @@ class Supervisor:
         self.root_pid = root_pid
         self.policy = policy  # a policy.Policy, or None: record only
         self.policy_hits: collections.Counter[str] = collections.Counter()  # rule label -> calls
+        self.budgets_spent: set[int] = set()  # indexes of the budgets reported spent
+        if policy is not None and policy.budgets:
+            from .classify import FdClass
+
+            fastpath.set_budgets([(FdClass(b.fd_class).tag if b.fd_class else "", b.direction == "recv", b.limit,
+                                   b.action in ("deny", "kill")) for b in policy.budgets])
         self.lock = fastpath.lock  # recursive; shared with the fast path
         self.scratch = Scratch()
         self.processes: dict[int, Process] = {}
@@ -254,6 +269,9 @@ class Supervisor:
                 self.listener.let_through(n.id)
             return
         if not progress and self.policy is not None and self._apply_policy(n, spec, task):
+            return
+        if self.policy is not None and self.policy.budgets and spec.handling is Handling.DATA and \
+                self._stop_at_budget(n, spec, task):
             return
         if not progress and self._to_fast_path(n, spec, process):
             return
@@ -509,6 +527,44 @@ class Supervisor:
         except ProcessLookupError:
             pass
 
+    def _budget_matches(self, budget, fd_class: str | None, direction: str | None) -> bool:
+        return budget.direction == direction and budget.fd_class in (None, fd_class)
+
+    def _stop_at_budget(self, n: Notification, spec, task: Task) -> bool:
+        """A data call that a spent deny/kill budget stops.  True when stopped."""
+        direction = {syscalls.Direction.IN: "recv", syscalls.Direction.OUT: "send"}.get(spec.direction)
+        c = self._classification_for_policy(task.process, as_int(n.args[0]))
+        fd_class = c.fd_class.value if c is not None else None
+        self.report_spent_budgets()
+        for budget, spent in zip(self.policy.budgets, fastpath.budget_totals()):
+            if budget.action in ("deny", "kill") and spent >= budget.limit and \
+                    self._budget_matches(budget, fd_class, direction):
+                label = budget.name or f"budget at line {budget.line}"
+                self.policy_hits[label] += 1
+                decision = attrs.evolve(_BUDGET_DECISION, action=budget.action, errno=budget.errno)
+                self._refuse(n, spec, task, fastpath.take_seq(task.process.pid), decision, label)
+                return True
+        return False
+
+    def _spend(self, process: Process, legs) -> None:
+        """What a call Python made moved, spent from the budgets it matches."""
+        for leg in legs:
+            c = process.fds.get(leg.fd)
+            if c is None or leg.nbytes <= 0:
+                continue
+            direction = "recv" if leg.direction == "in" else "send"
+            for index, budget in enumerate(self.policy.budgets):
+                if self._budget_matches(budget, c.fd_class.value, direction):
+                    fastpath.budget_spend(index, leg.nbytes)
+
+    def report_spent_budgets(self) -> None:
+        """A "budget" event, once, for each budget the run has spent."""
+        for index, (budget, spent) in enumerate(zip(self.policy.budgets, fastpath.budget_totals())):
+            if spent >= budget.limit and index not in self.budgets_spent:
+                self.budgets_spent.add(index)
+                self.recorder.budget_spent(self.root_pid, budget.name or f"budget at line {budget.line}",
+                                           budget.fd_class, budget.direction, budget.limit, spent, budget.action)
+
     def _policy_on_send(self, n: Notification, spec, task: Task, seq: int, op: Operation) -> bool:
         """sendto/sendmsg: decided on the address the send will use, our copy
         (or the socket's remote end without one).  True when refused."""
@@ -675,10 +731,13 @@ class Supervisor:
                                      _describe(parked.syscall, fields), None if interrupted else result,
                                      **fields, **({"interrupted": True} if interrupted else {}))
         else:
+            legs = op.legs(result)
             self.recorder.data_call(
                 parked.task.process.pid, n.tid, parked.seq, parked.syscall, n.args, parked.kind,
-                op.legs(result), None if interrupted else result, True, interrupted=interrupted,
+                legs, None if interrupted else result, True, interrupted=interrupted,
             )
+            if self.policy is not None and self.policy.budgets and not interrupted:
+                self._spend(parked.task.process, legs)
         self.listener.answer(n.id, result)
 
     def _send_signal(self, tid: int, tgid: int, sig: int) -> None:

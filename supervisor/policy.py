@@ -272,7 +272,6 @@ def not_enforced_yet(policy: Policy) -> list[str]:
             problems.append(f"{rule.label} (line {rule.line}): `addr`/`port` on {calls} (addresses the program passes)")
         if rule.paths:
             problems.append(f"{rule.label} (line {rule.line}): `path` (paths the program passes)")
-    problems += [f"{b.name or 'budget'} (line {b.line}): budgets" for b in policy.budgets]
     return problems
 
 

@@ -208,6 +208,12 @@ class Recorder:
         self._trace_call(pid, None, f"{syscall}(...)", result)
         self.note(pid, f"{syscall} {'denied' if action == 'deny' else 'killed the process'}: policy rule {rule}")
 
+    def budget_spent(self, pid: int, name: str, fd_class: str | None, direction: str, limit: int, spent: int,
+                     action: str) -> None:
+        self._event("budget", pid, budget=name, **{"class": fd_class}, direction=direction, limit=limit,
+                    spent=spent, action=action)
+        self.note(pid, f"{name} spent: {spent} bytes {direction} of {limit} ({action})")
+
     def refused_call(self, pid: int, tid: int, seq: int, syscall: str, result: int) -> None:
         self.ledger.refused_call(pid)
         self._event("call", pid, seq, syscall=syscall, kind=syscall, tid=tid, result=result, refused=True)

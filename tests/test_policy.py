@@ -315,5 +315,4 @@ def test_what_run_cannot_enforce_yet_is_listed_by_rule():
     assert policy.not_enforced_yet(p) == [
         "e (line 5): `addr`/`port` on bind (addresses the program passes)",
         "c (line 7): `path` (paths the program passes)",
-        "budget (line 9): budgets",
-    ]
+    ]  # and budgets are enforced

@@ -428,3 +428,31 @@ def test_static_busybox_wget_fails_cleanly_under_no_net(superv, tmp_path):
     assert b"wget: socket: Permission denied" in run.stderr
     assert [(e["syscall"], e["result"], e["policy"]["rule"]) for e in policy_events(run)] == [
         ("socket", -errno.EACCES, "no-network")]
+
+
+@pytest.mark.parametrize("action, errno_name", [("kill", None), ("deny", "EDQUOT")])
+def test_a_send_budget_stops_the_program_at_the_budget(prog, superv, tmp_path, action, errno_name):
+    """20 MiB through a unix socket, 64 KiB a write, under a 10 MiB send
+    budget: the write that would go past it is stopped (the one that reaches
+    it exactly is the last to go), whether the fast path or Python serves it."""
+    rules = tmp_path / "p.yaml"
+    extra = f", errno: {errno_name}" if errno_name else ""
+    rules.write_text(f"version: 1\nbudgets:\n  - {{name: send-cap, class: net, direction: send, bytes: 10MiB, "
+                     f"action: {action}{extra}}}\n")
+    program = [prog("policy_calls"), "bulk", "20"]
+    assert native(program).stdout == b"sent 20971520\n"
+    run = superv(program, options=("--policy", str(rules)))
+    limit = 10 << 20
+    if action == "kill":
+        assert (run.returncode, run.stdout) == (137, b"")
+    else:
+        assert (run.returncode, run.stdout) == (0, f"sent {limit} then EDQUOT\n".encode())
+    [budget] = policy_of(run)["budgets"]
+    assert budget == {"budget": "send-cap", "line": 3, "class": "net", "direction": "send", "limit": limit,
+                      "spent": limit, "over": True, "action": action, "calls": 1}
+    sender = next(p for p in run.processes() if p["pid"] == run.processes()[0]["pid"])
+    assert sender["classes"]["net"]["bytes_out"] == limit  # recorded bytes = bytes moved
+    [spent] = [e for e in run.events if e["type"] == "budget"]
+    assert (spent["budget"], spent["spent"], spent["action"]) == ("send-cap", limit, action)
+    [stopped] = policy_events(run)
+    assert (stopped["syscall"], stopped["policy"]) == ("write", {"rule": "send-cap", "action": action})

@@ -5,13 +5,16 @@
  *   net     socket(AF_INET, SOCK_STREAM), socket(AF_INET, SOCK_DGRAM),
  *           then a unix socketpair carrying 5 bytes
  *   disk    open FILE for writing and write 5 bytes to it, then 5 bytes
- *           through a pipe */
+ *           through a pipe
+ *   bulk    send FILE MiB (a number) through a unix socketpair, 64 KiB a
+ *           call, to a child that reads them: "sent N" or "sent N then ERR" */
 #include "sig_common.h" /* first: it defines _GNU_SOURCE */
 
 #include <sched.h>
 #include <sys/personality.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 static void show(const char *name, long rc)
 {
@@ -49,8 +52,34 @@ int main(int argc, char **argv)
         int p[2];
         show("pipe", pipe(p));
         through(p[0], p[1], "pipe bytes");
+    } else if (!strcmp(mode, "bulk") && argc > 2) {
+        static char chunk[65536];
+        long total = atol(argv[2]) << 20, sent = 0;
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+            return 1;
+        pid_t reader = fork();
+        if (reader == 0) {
+            close(sv[0]);
+            while (read(sv[1], chunk, sizeof chunk) > 0)
+                ;
+            _exit(0);
+        }
+        close(sv[1]);
+        while (sent < total) {
+            long n = write(sv[0], chunk, sizeof chunk);
+            if (n < 0) {
+                say("sent %ld then %s\n", sent, errname(errno));
+                break;
+            }
+            sent += n;
+        }
+        if (sent >= total)
+            say("sent %ld\n", sent);
+        close(sv[0]);
+        waitpid(reader, NULL, 0);
     } else {
-        say("usage: policy_calls kernel|net|disk [FILE]\n");
+        say("usage: policy_calls kernel|net|disk [FILE]|bulk MIB\n");
         return 2;
     }
     return 0;
