@@ -112,20 +112,19 @@ def load_policy(path: str):
 
 
 def policy_summary(enforced, kernel_rules, hits) -> dict:
-    """summary.json's "policy": per rule, its action and the calls it logged,
-    denied or killed.  null where nobody counts: the kernel's filter, and
-    allow (an allowed fd's calls may be served by the fast path, which does
-    not consult the policy)."""
+    """summary.json's "policy": per rule, its action and the calls it denied
+    or killed.  null where nobody counts: the kernel's filter, and allow and
+    log (the fast path serves an fd the policy allows or logs without
+    consulting it: the records carry the hit)."""
     in_kernel = {k.rule.label for k in kernel_rules}
-    rules = [
-        {"rule": r.label, "line": r.line, "action": r.action,
-         "calls": None if r.action == "allow" or r.label in in_kernel and not hits.get(r.label)
-         else hits.get(r.label, 0),
-         "in_kernel": r.label in in_kernel}
-        for r in enforced.rules
-    ]
-    return {"file": enforced.source, "default": enforced.default, "default_calls": hits.get("default", 0),
-            "rules": rules}
+
+    def counted(label, action):
+        return None if action in ("allow", "log") or label in in_kernel and not hits.get(label) else hits.get(label, 0)
+
+    rules = [{"rule": r.label, "line": r.line, "action": r.action, "calls": counted(r.label, r.action),
+              "in_kernel": r.label in in_kernel} for r in enforced.rules]
+    return {"file": enforced.source, "default": enforced.default,
+            "default_calls": counted("default", enforced.default), "rules": rules}
 
 
 def _positive_float(text: str) -> float:

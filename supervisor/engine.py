@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import errno
 import fcntl
+import json
 import os
 import select
 import signal
@@ -444,15 +445,19 @@ class Supervisor:
         """Let the fast path take this fd's next calls, with its own copy."""
         if not FASTPATH or c.io_mode not in FAST_MODES or _endpoints_incomplete(c):
             return
-        if self.policy is not None and not self._policy_allows_data_calls(c):
-            return
+        fragment = self.recorder.fd_fragment(c)
+        if self.policy is not None:
+            hit = self._policy_on_data_calls(c)
+            if hit is False:
+                return
+            if hit is not None:  # every data call on it is logged by one rule
+                fragment += f',"policy":{json.dumps(hit)}'
         if fastpath.is_cached(process.pid, fd):
             return
         stats = self.recorder.ledger.open_fd(process.pid, fd)
         key, peer_key = _channel_keys(c)
         fastpath.cache_fd(process.pid, fd, os.dup(dup), FAST_MODES[c.io_mode], c.fd_class.value == "net",
-                          c.fd_class.tag, self.recorder.fd_fragment(c), stats.counters, key, peer_key,
-                          c.detail in ("tcp", "tcp6"))
+                          c.fd_class.tag, fragment, stats.counters, key, peer_key, c.detail in ("tcp", "tcp6"))
 
     def _classify(self, process: Process, fd: int, dup: int, previous: Classification | None) -> Classification:
         c = classify(kernel.fd_facts(process.pid, fd, dup))
@@ -652,21 +657,30 @@ class Supervisor:
             return None  # a bad fd: the call fails by itself
         return process.fds.get(fd)
 
-    def _policy_allows_data_calls(self, c: Classification) -> bool:
-        """The fast path takes an fd's data calls only when the policy allows
-        every one of them on it: it does not consult the policy."""
+    def _policy_on_data_calls(self, c: Classification) -> dict | bool | None:
+        """The fast path does not consult the policy: it may take an fd's data
+        calls when the policy allows every one of them (None), or logs every
+        one by the same rule (the hit its records carry); False otherwise."""
         from . import policy
         from .classify import FdClass
 
         address, port = policy.address_and_port(c.remote)
         family = c.detail if c.fd_class is FdClass.NET else None
+        outcomes = set()
         for s in syscalls.TABLE:
             if s.layout in FAST_LAYOUTS:
                 direction = "recv" if s.direction is syscalls.Direction.IN else "send"
                 facts = policy.CallFacts(s.name, c.fd_class.value, family, address, port, direction=direction)
-                if policy.decide(self.policy, facts).action != "allow":
-                    return False
-        return True
+                decision = policy.decide(self.policy, facts)
+                label = decision.rule.label if decision.rule is not None else "default"
+                outcomes.add(None if decision.action == "allow" else (decision.action, label))
+        if len(outcomes) != 1:
+            return False
+        [outcome] = outcomes
+        if outcome is None:
+            return None
+        action, label = outcome
+        return {"rule": label, "action": "log"} if action == "log" else False
 
     # ------------------------------------------------------------------ data calls
 

@@ -43,11 +43,14 @@ class Recorder:
         self.trace = trace  # a text stream, or None
         fastpath.set_output(self.events_fd, trace.fileno() if trace is not None else -1)
         self._heartbeat_seen: dict[tuple[int, int], tuple[int, int]] = {}
+        self.logged: dict[int, dict] = {}  # tid -> the policy hit its next call record carries
         self._fragments: dict[int, tuple[Classification, str]] = {}
 
     # -- low level ------------------------------------------------------------
 
     def _event(self, event_type: str, pid: int, seq: int | None = None, **fields) -> None:
+        if event_type == "call" and fields.get("tid") in self.logged and "policy" not in fields:
+            fields["policy"] = self.logged.pop(fields["tid"])
         record = {"schema": SCHEMA, "type": event_type, "seq": seq, "mono": time.monotonic(), "wall": time.time(), "pid": pid}
         clash = set(fields) & set(ENVELOPE)
         if clash:
@@ -149,7 +152,8 @@ class Recorder:
                 f'"pid":{pid},"syscall":"{syscall.name}","kind":"{kind}","tid":{tid},"fd":{totals[0].fd},'
                 f'{self.fd_fragment(first.classification)},"result":{result},"exact":{"true" if exact else "false"},'
                 f'"fd_in":{first.bytes_in},"fd_out":{first.bytes_out}'
-                + ("}" if flags is None else f',"flags":{flags}}}')
+                + ("" if flags is None else f',"flags":{flags}')
+                + ("}" if tid not in self.logged else f',"policy":{json.dumps(self.logged.pop(tid))}}}')
             )
             fastpath.emit(line)
         else:
@@ -198,11 +202,11 @@ class Recorder:
 
     def policy_hit(self, pid: int, tid: int, seq: int | None, syscall: str, rule: str, action: str,
                    result: int | None = None) -> None:
-        """A call a policy rule matched.  log: a "policy" event, and the call is
-        recorded as usual after it; deny and kill: the call's own record."""
+        """A call a policy rule matched: its record carries "policy" (log: the
+        call's usual record, made next; deny and kill: a record made here)."""
         hit = {"rule": rule, "action": action}
         if action == "log":
-            self._event("policy", pid, syscall=syscall, tid=tid, policy=hit)
+            self.logged[tid] = hit  # the call is recorded as usual: its record carries the hit
             return
         self._event("call", pid, seq, syscall=syscall, kind=syscall, tid=tid, result=result, policy=hit)
         self._trace_call(pid, None, f"{syscall}(...)", result)

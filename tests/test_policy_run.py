@@ -117,12 +117,12 @@ def test_audit_logs_every_traced_call_and_changes_nothing(prog, superv, tmp_path
     assert (run.returncode, run.stdout) == (expected.returncode, expected.stdout)
     assert (tmp_path / "audited").read_bytes() == (tmp_path / "native").read_bytes() == b"hello"
     calls = [e for e in run.events if e["type"] == "call"]
-    logged = [e for e in run.events if e["type"] == "policy"]
-    # every call the supervisor saw was logged once, before its own record
-    assert len(logged) == len(calls) > 10
-    assert all(e["policy"] == {"rule": "default", "action": "log"} for e in logged)
-    assert sorted(e["syscall"] for e in logged) == sorted(e["syscall"] for e in calls)
-    assert policy_of(run)["default_calls"] == len(logged)
+    # every call record carries the hit, whether Python or the fast path made it
+    assert len(calls) > 10
+    assert all(e["policy"] == {"rule": "default", "action": "log"} for e in calls)
+    assert {"openat", "write", "read", "pipe2", "exit_group"} <= {e["syscall"] for e in calls}
+    assert run.summary["calls_answered"]["fast"] > 0
+    assert policy_of(run)["default_calls"] is None  # the fast path logs without counting
 
 
 def test_a_policy_superv_cannot_enforce_yet_is_refused_before_anything_runs(prog, tmp_path):
