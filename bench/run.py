@@ -69,6 +69,7 @@ class Workload:
     program: str  # bench/<program>.c
     args: tuple[str, ...]  # "{tmp}" is replaced by a scratch directory
     quick: bool = False  # in the --quick set (the ones the issue requires)
+    policy: str | None = None  # superv runs with --policy policies/<policy>
 
 
 WORKLOADS = (
@@ -82,6 +83,9 @@ WORKLOADS = (
     Workload("disk-64", "disk", ("64", "100000", "{tmp}/disk.dat")),
     Workload("disk-64k", "disk", ("65536", "5000", "{tmp}/disk.dat")),
     Workload("seed-3000", "seed_loop", ("3000", "2048")),
+    # The cost of a policy: these rows against the same workload's without one.
+    Workload("pipe-pingpong-64 audit.yaml", "pingpong", ("64", "50000"), policy="audit.yaml"),
+    Workload("tcp-echo-64 net.yaml", "tcp_echo", ("64", "50000"), policy="net.yaml"),
 )
 STARTUP = "startup"
 TOOLS = ("native", "strace", "superv")
@@ -129,12 +133,13 @@ def build(program: str) -> Path:
 # -- running --------------------------------------------------------------------
 
 
-def command(tool: str, argv: list[str], out_dir: str) -> list[str]:
+def command(tool: str, argv: list[str], out_dir: str, policy: str | None = None) -> list[str]:
     if tool == "native":
         return argv
     if tool == "strace":
         return [STRACE, "-f", "-qq", "-o", "/dev/null", "-e", f"trace={STRACE_SET}", *argv]
-    return [*SUPERV, "run", "-q", "-o", out_dir, "--", *argv]
+    with_policy = ["--policy", str(REPO / "policies" / policy)] if policy else []
+    return [*SUPERV, "run", "-q", "-o", out_dir, *with_policy, "--", *argv]
 
 
 def timed_run(argv: list[str], scratch: str) -> Run:
@@ -158,10 +163,10 @@ def timed_run(argv: list[str], scratch: str) -> Run:
                Path(files["stderr"]).read_text(errors="replace"))
 
 
-def run_once(tool: str, argv: list[str], scratch: str) -> Run:
+def run_once(tool: str, argv: list[str], scratch: str, policy: str | None = None) -> Run:
     out_dir = os.path.join(scratch, "superv-out")
     shutil.rmtree(out_dir, ignore_errors=True)
-    run = timed_run(command(tool, argv, out_dir), scratch)
+    run = timed_run(command(tool, argv, out_dir, policy), scratch)
     if tool == "superv":
         try:
             run.summary = json.loads(Path(out_dir, "summary.json").read_text())
@@ -215,13 +220,14 @@ def measure_workload(workload: Workload, runs: int, scratch: str) -> Result:
     for round_no in range(runs):
         times = []
         for tool in TOOLS:
-            run = run_once(tool, argv, scratch)
+            run = run_once(tool, argv, scratch, workload.policy)
             if tool == "native" and reference is None:
                 reference = result_line(run)
             problem = check(tool, run, reference)
             if problem:
                 result.failure = f"round {round_no + 1}: {problem}"
-                shown = command(tool, [a.replace(scratch, "/tmp") for a in argv], "/tmp/superv-bench-out")
+                shown = command(tool, [a.replace(scratch, "/tmp") for a in argv], "/tmp/superv-bench-out",
+                                workload.policy)
                 log(f"  FAILED {result.failure}\n  reproduce: {shlex.join(shown)}")
                 return result
             result.runs[tool].append(run)
@@ -362,8 +368,8 @@ def write_markdown(lines, results, env, runs, elapsed, argv) -> Path:
         w = res.workload
         prog = ["build/bench/" + w.program, *(a.replace("{tmp}", "TMP") for a in w.args)]
         commands.append(f"# {w.name}")
-        commands += [shlex.join(command(t, prog, "TMP/superv-out")).replace(sys.executable, "python")
-                     for t in TOOLS]
+        commands += [shlex.join(command(t, prog, "TMP/superv-out", w.policy)).replace(sys.executable, "python")
+                     .replace(str(REPO) + "/", "") for t in TOOLS]
     failures = [f"- {res.workload.name}: {res.failure}" for res in results if res.failure]
     text = f"""# superv benchmark, {day}
 
