@@ -456,3 +456,14 @@ def test_a_send_budget_stops_the_program_at_the_budget(prog, superv, tmp_path, a
     assert (spent["budget"], spent["spent"], spent["action"]) == ("send-cap", limit, action)
     [stopped] = policy_events(run)
     assert (stopped["syscall"], stopped["policy"]) == ("write", {"rule": "send-cap", "action": action})
+
+
+def test_a_logged_exec_is_marked_on_its_own_record(superv, tmp_path):
+    rules = tmp_path / "p.yaml"
+    rules.write_text('version: 1\nrules:\n  - {name: execs, syscalls: ["@exec"], action: log}\n')
+    run = superv(["/bin/sh", "-c", "/bin/echo hi; /bin/true"], options=("--policy", str(rules)))
+    assert (run.returncode, run.stdout) == (0, b"hi\n")
+    marked = [(e["type"], e["syscall"], e["path"]) for e in run.events if "policy" in e]
+    # the execve records of the shell's children; superv's launcher's exec of
+    # /bin/sh is not the program's: not decided, not marked
+    assert marked == [("call", "execve", "/bin/echo"), ("call", "execve", "/bin/true")]
