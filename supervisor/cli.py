@@ -116,7 +116,7 @@ def policy_summary(enforced, kernel_rules, hits) -> dict:
     or killed.  null where nobody counts: the kernel's filter, and allow and
     log (the fast path serves an fd the policy allows or logs without
     consulting it: the records carry the hit)."""
-    in_kernel = {k.rule.label for k in kernel_rules}
+    in_kernel = {getattr(k, "rule", k).label for k in kernel_rules}  # KernelRules, and guard Rules
 
     def counted(label, action):
         return None if action in ("allow", "log") or label in in_kernel and not hits.get(label) else hits.get(label, 0)
@@ -226,13 +226,13 @@ def run(options, program: list[str], superv_argv: list[str]) -> int:
     _kernel.set_interrupt_handler(WAKE_SIGNAL)
     recorder = Recorder(out_dir, trace)
     started = time.time()
-    kernel_rules = ()
+    kernel_rules, guards = (), ()
     if enforced is not None:
         from . import policy
 
-        kernel_rules = policy.kernel_plan(enforced)[0]
+        kernel_rules, guards = policy.kernel_plan(enforced)[0], policy.guards(enforced)
     try:
-        pid, pidfd, listener = launch.start(path, program, kernel_rules)
+        pid, pidfd, listener = launch.start(path, program, kernel_rules, guards)
     except launch.LaunchError as e:
         if e.message:
             print(e.message, file=sys.stderr)
@@ -278,7 +278,7 @@ def run(options, program: list[str], superv_argv: list[str]) -> int:
                 "signals_forwarded": forwarder.forwarded,
             }
             if enforced is not None:
-                run_info["policy"] = policy_summary(enforced, kernel_rules, supervisor.policy_hits)
+                run_info["policy"] = policy_summary(enforced, (*kernel_rules, *guards), supervisor.policy_hits)
                 if enforced.budgets:
                     supervisor.report_spent_budgets()
                     run_info["policy"]["budgets"] = [

@@ -200,6 +200,7 @@ class Supervisor:
             Handling.EXIT: self.on_exit,
             Handling.REAP: self.on_reap,
             Handling.REFUSED: self.on_refused,
+            Handling.SIGNAL: self.on_signal_call,
         }
         # Until its execve the root is superv's launcher: show what it will run.
         self.root = self._start_process(root_pid, launching=True, argv=root_argv)
@@ -596,6 +597,8 @@ class Supervisor:
         from . import policy
         from .classify import FdClass, SocketFacts, format_sockaddr, socket_detail
 
+        if spec.handling is Handling.SIGNAL:  # tkill, pidfd_open(PIDFD_THREAD): a tid, maybe one of ours
+            return policy.CallFacts(spec.name, at_supervisor=str(as_int(n.args[0])) in os.listdir("/proc/self/task"))
         direction = {syscalls.Direction.IN: "recv", syscalls.Direction.OUT: "send"}.get(spec.direction)
         if "flags" in spec.args and spec.name in ("open", "openat") or spec.name == "creat":
             writing = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC
@@ -1095,6 +1098,12 @@ class Supervisor:
         self.recorder.other_call(task.process.pid, n.tid, seq, spec.name, f"{spec.name}({code})", None, code=code)
         if spec.name == "exit":
             self._forget_task(n.tid)
+        self.listener.let_through(n.id)
+
+    def on_signal_call(self, n: Notification, spec, task: Task, seq: int) -> None:
+        """A guarded call the policy let go (it aims at no thread of superv's)."""
+        fields = {name: as_int(value) for name, value in zip(spec.args, n.args) if name in ("tid", "pid", "sig")}
+        self.recorder.other_call(task.process.pid, n.tid, seq, spec.name, _describe(spec, fields), None, **fields)
         self.listener.let_through(n.id)
 
     def on_refused(self, n: Notification, spec, task: Task, seq: int) -> None:

@@ -16,15 +16,24 @@ import pyseccomp
 from . import syscalls
 
 
-def build(kernel_rules=()) -> pyseccomp.SyscallFilter:
+F_SETOWN = 8
+PIDFD_THREAD = os.O_EXCL  # pidfd_open() of any thread, not only a leader (6.9)
+LOW_32 = 0xFFFFFFFF  # pid_t arguments: an int in a 64-bit register
+
+
+def build(kernel_rules=(), guards=(), supervisor: tuple[int, int] | None = None) -> pyseccomp.SyscallFilter:
     """kernel_rules: a policy's calls denied or killed outright
-    (policy.kernel_plan), decided here instead of in the supervisor."""
+    (policy.kernel_plan), decided here instead of in the supervisor.
+    guards: its `target: supervisor` rules, compiled against supervisor =
+    (superv's pid, its process group)."""
     bpf = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
     bpf.set_attr(pyseccomp.Attr.ACT_BADARCH, pyseccomp.KILL_PROCESS)
     in_kernel = set()
     for rule in kernel_rules:
-        bpf.add_rule(pyseccomp.KILL_PROCESS if rule.action == "kill" else pyseccomp.ERRNO(rule.errno), rule.syscall)
+        bpf.add_rule(_action(rule), rule.syscall)
         in_kernel.add(rule.syscall)
+    for rule in guards:
+        _guard(bpf, rule, *supervisor)
     for call in syscalls.TABLE:
         if call.name in in_kernel:
             continue
@@ -38,11 +47,41 @@ def build(kernel_rules=()) -> pyseccomp.SyscallFilter:
     return bpf
 
 
-def program_fd(kernel_rules=()) -> int:
+def _action(rule) -> int:
+    return pyseccomp.KILL_PROCESS if rule.action == "kill" else pyseccomp.ERRNO(rule.errno)
+
+
+def _guard(bpf: pyseccomp.SyscallFilter, rule, pid: int, pgid: int) -> None:
+    """Every way a guarded call can reach superv, as comparisons of its pid
+    arguments: registers, so there is nothing for another thread to change.
+    A thread of superv has a tid of its own: tkill, and pidfd_open with
+    PIDFD_THREAD, go to the supervisor, which knows its threads."""
+    action = _action(rule)
+
+    def pid_is(index: int, value: int) -> pyseccomp.Arg:
+        return pyseccomp.Arg(index, pyseccomp.MASKED_EQ, LOW_32, value & LOW_32)
+
+    for name in sorted(rule.syscalls):
+        if name == "kill":  # superv; the process group it shares with the program; everyone
+            for target in (pid, 0, -1, -pgid):
+                bpf.add_rule(action, name, pid_is(0, target))
+        elif name in ("tgkill", "rt_tgsigqueueinfo", "rt_sigqueueinfo"):
+            bpf.add_rule(action, name, pid_is(0, pid))
+        elif name == "pidfd_open":
+            bpf.add_rule(action, name, pid_is(0, pid))
+            bpf.add_rule(pyseccomp.NOTIFY, name, pyseccomp.Arg(1, pyseccomp.MASKED_EQ, PIDFD_THREAD, PIDFD_THREAD))
+        elif name == "tkill":
+            bpf.add_rule(pyseccomp.NOTIFY, name)
+        elif name == "fcntl":  # SIGIO and SIGURG go to the owner
+            for target in (pid, -pgid):
+                bpf.add_rule(action, name, pyseccomp.Arg(1, pyseccomp.EQ, F_SETOWN), pid_is(2, target))
+
+
+def program_fd(kernel_rules=(), guards=(), supervisor: tuple[int, int] | None = None) -> int:
     """A memfd holding the program (an array of struct sock_filter, ready for
     seccomp(2)), positioned at its start, for the launcher to read."""
     fd = os.memfd_create("superv-filter", 0)
     with os.fdopen(os.dup(fd), "wb") as sink:
-        build(kernel_rules).export_bpf(sink)
+        build(kernel_rules, guards, supervisor).export_bpf(sink)
     os.lseek(fd, 0, os.SEEK_SET)
     return fd

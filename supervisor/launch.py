@@ -63,12 +63,13 @@ def _check_executable(name: str, path: str) -> str:
     return path
 
 
-def start(path: str, argv: list[str], kernel_rules=()) -> tuple[int, int, Listener]:
+def start(path: str, argv: list[str], kernel_rules=(), guards=()) -> tuple[int, int, Listener]:
     """Spawn the launcher; returns (pid, pidfd, listener) with the target on its way.
-    kernel_rules: what a policy denies outright (policy.kernel_plan)."""
+    kernel_rules: what a policy denies outright (policy.kernel_plan); guards:
+    its rules against signals aimed at superv (policy.guards)."""
     if not os.access(LAUNCHER, os.X_OK):
         raise LaunchError(EXIT_SUPERV_FAILURE, f"superv: the launcher {LAUNCHER} is missing; reinstall superv")
-    program = bpf.program_fd(kernel_rules)
+    program = bpf.program_fd(kernel_rules, guards, (os.getpid(), os.getpgrp()))
     try:
         pid = os.posix_spawn(
             LAUNCHER,

@@ -54,10 +54,14 @@ POINTER_ADDRESS = frozenset({"connect", "bind", "sendto", "sendmsg", "sendmmsg"}
 POINTER_PATH = frozenset({"open", "openat", "openat2", "creat", "execve", "execveat"})
 
 TOP_KEYS = ("version", "default", "rules", "budgets")
-RULE_KEYS = ("name", "syscalls", "class", "family", "addr", "port", "path", "direction", "action", "errno")
+RULE_KEYS = ("name", "syscalls", "class", "family", "addr", "port", "path", "direction", "target", "action", "errno")
 BUDGET_KEYS = ("name", "class", "direction", "bytes", "action", "errno")
 # The keys that make a rule depend on the call's arguments or fd.
-CONDITION_KEYS = ("class", "family", "addr", "port", "path", "direction")
+CONDITION_KEYS = ("class", "family", "addr", "port", "path", "direction", "target")
+# The calls a `target: supervisor` rule can guard: every way a program can
+# aim a signal at superv (kill to its pid, its process group or everyone;
+# a thread of it; a pidfd of it; F_SETOWN for SIGIO/SIGURG).
+GUARDED = frozenset(s.name for s in syscalls.ON_DEMAND) | {"fcntl"}
 
 _UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
 _SIZE = re.compile(r"\s*(\d+)\s*([a-zA-Z]*)\s*")
@@ -97,6 +101,7 @@ class Rule:
     ports: tuple[tuple[int, int], ...] = ()
     paths: tuple[PathMatch, ...] = ()
     direction: str | None = None
+    target: str | None = None  # "supervisor": the call would signal superv
 
     @property
     def label(self) -> str:
@@ -105,7 +110,8 @@ class Rule:
     @property
     def unconditional(self) -> bool:
         """Matches on the syscall alone: the kernel can decide it."""
-        return not (self.classes or self.families or self.addrs or self.ports or self.paths or self.direction)
+        return not (self.classes or self.families or self.addrs or self.ports or self.paths or self.direction
+                    or self.target)
 
 
 @attrs.frozen
@@ -141,6 +147,7 @@ class CallFacts:
     # send | recv; for open calls, send when the file is opened for writing
     # (O_WRONLY, O_RDWR, O_CREAT or O_TRUNC)
     direction: str | None = None
+    at_supervisor: bool = False  # a signal call that would reach superv
 
 
 @attrs.frozen
@@ -154,8 +161,10 @@ class Decision:
 
 
 def decide(policy: Policy, call: CallFacts) -> Decision:
-    """The first rule that matches wins; a call no rule matches gets the default."""
-    for rule in policy.rules:
+    """The first rule that matches wins, `target: supervisor` rules before
+    all others (the kernel applies them first); a call no rule matches gets
+    the default."""
+    for rule in guards(policy) + tuple(r for r in policy.rules if r.target is None):
         if matches(rule, call):
             return Decision(rule.action, rule, rule.errno)
     return Decision(policy.default, None, errno_module.EPERM if policy.default == "deny" else None)
@@ -163,6 +172,8 @@ def decide(policy: Policy, call: CallFacts) -> Decision:
 
 def matches(rule: Rule, call: CallFacts) -> bool:
     if rule.syscalls is not None and call.syscall not in rule.syscalls:
+        return False
+    if rule.target is not None and not call.at_supervisor:
         return False
     if rule.syscalls is None and call.syscall not in TRACED:
         return False
@@ -228,6 +239,8 @@ def kernel_plan(policy: Policy) -> tuple[tuple[KernelRule, ...], tuple[Rule, ...
     in_supervisor: list[Rule] = []
     decided: set[str] = set()  # syscalls an earlier rule may match
     for rule in policy.rules:
+        if rule.target is not None:
+            continue  # guards: see filter.build
         names = rule.syscalls if rule.syscalls is not None else TRACED
         compiled = set()
         if rule.unconditional and rule.action in ("deny", "kill"):
@@ -237,6 +250,14 @@ def kernel_plan(policy: Policy) -> tuple[tuple[KernelRule, ...], tuple[Rule, ...
             in_supervisor.append(rule)
         decided |= names
     return tuple(in_kernel), tuple(in_supervisor)
+
+
+def guards(policy: Policy) -> tuple[Rule, ...]:
+    """The `target: supervisor` rules.  filter.build compiles them into the
+    kernel's filter (the pid arguments compared with superv's); only tkill
+    and a per-thread pidfd_open, which name one of superv's threads, are
+    decided by the supervisor."""
+    return tuple(r for r in policy.rules if r.target is not None)
 
 
 def leaves_alone(policy: Policy, syscall: str) -> bool:
@@ -367,7 +388,15 @@ class _Reader:
             direction=self.choice(keys["direction"][1], DIRECTIONS, "direction") if "direction" in keys else None,
         )
         conditions = [k for k in CONDITION_KEYS if k in keys]
-        if conditions and names is not None:
+        if "target" in keys:
+            fields["target"] = self.choice(keys["target"][1], ("supervisor",), "target")
+            if names is None or not names <= GUARDED:
+                where = keys["syscalls"][1] if "syscalls" in keys else keys["target"][0]
+                raise self.fail(where, "`target: supervisor` guards " + ", ".join(sorted(GUARDED)) + ": list "
+                                "the ones to guard in `syscalls`")
+            if conditions != ["target"] or action not in ("deny", "kill"):
+                raise self.fail(keys["target"][0], "`target: supervisor` goes alone, with action deny or kill")
+        elif conditions and names is not None:
             unseen = sorted(names - TRACED)
             if unseen:
                 raise self.fail(
@@ -578,6 +607,10 @@ def describe(policy: Policy) -> str:
     lines = [f"{policy.source}: version {policy.version}, {summary(policy)}"]
     lines.append("In the kernel (compiled into the BPF filter; no cost at run time):")
     lines += [f"  {k.syscall:<20} {_action_text(k.action, k.errno):<22} {k.rule.label}" for k in in_kernel] or ["  nothing"]
+    if guards(policy):
+        lines.append("Guarding superv (in the kernel's filter, before every other rule):")
+        lines += [f"  {r.label}: {_action_text(r.action, r.errno)} ({', '.join(sorted(r.syscalls))} aimed at superv)"
+                  for r in guards(policy)]
     lines.append("In the supervisor (first match wins, in this order):")
     lines += [f"  {r.label}: {_action_text(r.action, r.errno)} {_conditions_text(r)}" for r in in_supervisor] or ["  nothing"]
     if policy.budgets:

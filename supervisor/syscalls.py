@@ -33,6 +33,7 @@ class Handling(enum.Enum):
     EXIT = "exit"
     REAP = "reap"  # wait4, waitid: children are taken in before they are reaped
     REFUSED = "refused"  # always fails with ENOSYS: it would bypass the supervisor
+    SIGNAL = "signal"  # sends a signal: traced only when a policy guards the supervisor
 
 
 class Layout(enum.Enum):
@@ -139,8 +140,19 @@ TABLE: tuple[Syscall, ...] = (
     Syscall("io_uring_register", 427, ("fd", "opcode", "arg", "nr_args"), Handling.REFUSED),
 )
 
-BY_NR: dict[int, Syscall] = {s.nr: s for s in TABLE}
-BY_NAME: dict[str, Syscall] = {s.name: s for s in TABLE}
+# Traced only on a policy's demand (a rule with `target: supervisor`): the
+# calls that could signal superv itself.
+ON_DEMAND: tuple[Syscall, ...] = (
+    Syscall("kill", 62, ("pid", "sig"), Handling.SIGNAL),
+    Syscall("tkill", 200, ("tid", "sig"), Handling.SIGNAL),
+    Syscall("tgkill", 234, ("tgid", "tid", "sig"), Handling.SIGNAL),
+    Syscall("rt_sigqueueinfo", 129, ("pid", "sig", "info"), Handling.SIGNAL),
+    Syscall("rt_tgsigqueueinfo", 297, ("tgid", "tid", "sig", "info"), Handling.SIGNAL),
+    Syscall("pidfd_open", 434, ("pid", "flags"), Handling.SIGNAL),
+)
+
+BY_NR: dict[int, Syscall] = {s.nr: s for s in TABLE + ON_DEMAND}
+BY_NAME: dict[str, Syscall] = {s.name: s for s in TABLE + ON_DEMAND}
 
 F_DUPFD = 0
 F_DUPFD_CLOEXEC = 1030

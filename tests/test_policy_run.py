@@ -45,7 +45,7 @@ def test_hardened_denies_its_calls_in_the_kernel(prog, superv):
     # Decided by the BPF filter: the supervisor never saw them.
     assert policy_events(run) == []
     rules = {r["rule"]: r for r in policy_of(run)["rules"]}
-    assert rules["no-debugging"] == {"rule": "no-debugging", "line": 8, "action": "deny", "calls": None,
+    assert rules["no-debugging"] == {"rule": "no-debugging", "line": 13, "action": "deny", "calls": None,
                                      "in_kernel": True}
 
 
@@ -467,3 +467,33 @@ def test_a_logged_exec_is_marked_on_its_own_record(superv, tmp_path):
     # the execve records of the shell's children; superv's launcher's exec of
     # /bin/sh is not the program's: not decided, not marked
     assert marked == [("call", "execve", "/bin/echo"), ("call", "execve", "/bin/true")]
+
+
+SIGNAL_PROBES = ["kill parent", "kill group", "kill everyone", "kill -pgid", "tgkill", "tkill", "rt_sigqueueinfo",
+                 "pidfd_open", "F_SETOWN"]
+
+
+def test_hardened_refuses_every_signal_aimed_at_superv(prog, superv):
+    """Signal 0 probes every way to reach the parent (superv, under superv);
+    then a real SIGKILL.  Natively the parent (pytest) is reachable; under
+    hardened.yaml nothing reaches superv, which lives on to write its reports."""
+    assert lines(native([prog("signal_superv")]).stdout) == {probe: "ok" for probe in SIGNAL_PROBES}
+    run = superv([prog("signal_superv"), "attack"], options=("--policy", str(POLICIES / "hardened.yaml")))
+    assert run.returncode == 0, run.stderr
+    assert lines(run.stdout) == {probe: "EPERM" for probe in [*SIGNAL_PROBES, "SIGKILL"]}
+    assert run.summary["exit_status"] == 0
+    guard = next(r for r in policy_of(run)["rules"] if r["rule"] == "leave-superv-alone")
+    assert guard["in_kernel"] is True
+    # tkill names a thread: the supervisor decided it, one refusal per thread of superv's
+    tkills = [e for e in policy_events(run) if e["syscall"] == "tkill"]
+    assert tkills and all(e["policy"]["rule"] == "leave-superv-alone" for e in tkills)
+
+
+def test_without_hardened_the_program_can_kill_superv(prog, tmp_path):
+    """What hardened.yaml is for: the program's parent is superv, and a plain
+    kill() of it ends the supervision."""
+    out = tmp_path / "out"
+    done = subprocess.run([*SUPERV, "run", "-q", "-o", str(out), "--", str(prog("signal_superv")), "attack"],
+                          capture_output=True, timeout=60)
+    assert done.returncode == -9
+    assert lines(done.stdout)["kill parent"] == "ok"
