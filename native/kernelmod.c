@@ -479,6 +479,19 @@ static PyObject *k_connect_nowait(PyObject *self, PyObject *args)
     return PyLong_FromLong(rc);
 }
 
+/* bind() with a raw struct sockaddr: the supervisor binds the target's
+ * socket (its duplicate) to its own copy of the address.  0 or -errno. */
+static PyObject *k_bind_raw(PyObject *self, PyObject *args)
+{
+    int fd;
+    Py_buffer address;
+    if (!PyArg_ParseTuple(args, "iy*", &fd, &address))
+        return NULL;
+    int rc = bind(fd, (const struct sockaddr *)address.buf, (socklen_t)address.len) < 0 ? -errno : 0;
+    PyBuffer_Release(&address);
+    return PyLong_FromLong(rc);
+}
+
 /* ---- ptrace: a safe restart for a thread we cannot prove has a signal --- */
 
 /*
@@ -593,6 +606,7 @@ static PyMethodDef methods[] = {
      "set_interrupt_handler(sig): sig does nothing but interrupt the blocking call of the thread it reaches"},
     {"connect_nowait", k_connect_nowait, METH_VARARGS,
      "connect_nowait(fd, sockaddr bytes) -> 0 or -errno, never blocking (EINPROGRESS, EALREADY)"},
+    {"bind_raw", k_bind_raw, METH_VARARGS, "bind_raw(fd, sockaddr bytes) -> 0 or -errno"},
     {"tgkill", k_tgkill, METH_VARARGS, "tgkill(tgid, tid, sig)"},
     {"tee", k_tee, METH_VARARGS, "tee(fd_in, fd_out, len, flags) -> count duplicated"},
     {"ptrace_interrupt", k_ptrace_interrupt, METH_VARARGS,

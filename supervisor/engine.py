@@ -496,12 +496,12 @@ class Supervisor:
             return False  # decided in on_data, on the copy of the address the send will use
         # connect's address is read once, decided on, and connected to by the
         # supervisor itself: the program cannot change it in between.
-        checked = spec.name == "connect" and policy.reads_address(self.policy, spec.name) and \
+        checked = spec.name in ("connect", "bind") and policy.reads_address(self.policy, spec.name) and \
             self._inet_socket(task.process, as_int(spec.arg("fd", n.args)))
         address = self._read_sockaddr(n, spec) if checked else None
         if isinstance(address, int):  # the address cannot be read: as the kernel would say
             self.recorder.other_call(task.process.pid, n.tid, fastpath.take_seq(task.process.pid), spec.name,
-                                     f"connect({as_int(spec.arg('fd', n.args))}, ?)", address)
+                                     f"{spec.name}({as_int(spec.arg('fd', n.args))}, ?)", address)
             self.listener.answer(n.id, address)
             return True
         decision = policy.decide(self.policy, self._call_facts(n, spec, task, address))
@@ -514,7 +514,10 @@ class Supervisor:
                 self.recorder.policy_hit(pid, n.tid, None, spec.name, label, "log")
             if address is None:
                 return False
-            self._connect(n, spec, task, address)
+            if spec.name == "bind":
+                self._bind(n, spec, task, address)
+            else:
+                self._connect(n, spec, task, address)
             return True
         self._refuse(n, spec, task, fastpath.take_seq(pid), decision, label)
         return True
@@ -632,6 +635,27 @@ class Supervisor:
             return kernel.read_memory(n.tid, spec.arg("addr", n.args), length)
         except OSError:
             return -errno.EFAULT
+
+    def _bind(self, n: Notification, spec, task: Task, address: bytes) -> None:
+        """bind() made here on the program's socket, with our copy: it never waits."""
+        from .classify import format_sockaddr
+
+        process = task.process
+        fd = as_int(spec.arg("fd", n.args))
+        seq = fastpath.take_seq(process.pid)
+        fastpath.drop_fds(process.pid, fd, fd)  # its endpoints are about to change
+        try:
+            dup = kernel.duplicate_fd(process.pidfd, fd)
+        except OSError as e:  # EBADF: not an fd of the program's
+            result = -e.errno
+        else:
+            try:
+                result = _kernel.bind_raw(dup, address)
+            finally:
+                os.close(dup)
+        fields = {"fd": fd, "address": format_sockaddr(address)}
+        self.recorder.other_call(process.pid, n.tid, seq, spec.name, _describe(spec, fields), result, **fields)
+        self.listener.answer(n.id, result)
 
     def _connect(self, n: Notification, spec, task: Task, address: bytes) -> None:
         """connect() made here on the program's socket, with our copy."""

@@ -280,7 +280,7 @@ def reads_address(policy: Policy, syscall: str) -> bool:
 # Sends whose address the data path copies once and sends to itself.
 ADDRESS_IN_MESSAGE = frozenset({"sendto", "sendmsg"})
 # Of POINTER_ADDRESS, what the supervisor decides on its copy and then makes itself.
-ADDRESS_CHECKED = frozenset({"connect"}) | ADDRESS_IN_MESSAGE
+ADDRESS_CHECKED = frozenset({"connect", "bind"}) | ADDRESS_IN_MESSAGE
 
 
 def not_enforced_yet(policy: Policy) -> list[str]:

@@ -309,14 +309,14 @@ def test_what_run_cannot_enforce_yet_is_listed_by_rule():
         rules:
           - {name: a, syscalls: [connect], addr: [10.0.0.0/8], action: deny}
           - {name: d, syscalls: [sendto], port: 53, action: deny}
-          - {name: e, syscalls: [bind], addr: [0.0.0.0/32], action: deny}
+          - {name: e, syscalls: [sendmmsg], addr: [0.0.0.0/32], action: deny}
           - {name: b, syscalls: [read], class: net, addr: [10.0.0.0/8], action: deny}
           - {name: c, syscalls: [openat], path: [/etc/**], action: deny}
         budgets:
           - {direction: send, bytes: 1MiB, action: kill}
         """)
-    # a and d: connect's and sendto's addresses are decided on superv's copy, which it then uses
+    # a and d: connect's and sendto's addresses (and bind's) are decided on superv's copy, which it then uses
     assert policy.not_enforced_yet(p) == [
-        "e (line 5): `addr`/`port` on bind (addresses the program passes)",
+        "e (line 5): `addr`/`port` on sendmmsg (addresses the program passes)",
         "c (line 7): `path` (paths the program passes)",
     ]  # and budgets are enforced

@@ -497,3 +497,30 @@ def test_without_hardened_the_program_can_kill_superv(prog, tmp_path):
                           capture_output=True, timeout=60)
     assert done.returncode == -9
     assert lines(done.stdout)["kill parent"] == "ok"
+
+
+BIND_CLIENT = """\
+import errno, socket
+for host in ("127.0.0.1", "0.0.0.0"):
+    s = socket.socket()
+    try:
+        s.bind((host, 0))
+        print(host, "bound", s.getsockname()[0])
+    except OSError as e:
+        print(host, errno.errorcode[e.errno])
+"""
+
+
+def test_bind_is_decided_on_the_address_and_made_by_the_supervisor(superv, tmp_path):
+    rules = tmp_path / "p.yaml"
+    rules.write_text('version: 1\nrules:\n  - {name: loopback-only, syscalls: [bind], family: [tcp, udp], '
+                     'addr: ["!127.0.0.0/8"], action: deny, errno: EADDRNOTAVAIL}\n')
+    client = tmp_path / "bind.py"
+    client.write_text(BIND_CLIENT)
+    assert native([sys.executable, client]).stdout == b"127.0.0.1 bound 127.0.0.1\n0.0.0.0 bound 0.0.0.0\n"
+    run = superv([sys.executable, client], options=("--policy", str(rules)))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == b"127.0.0.1 bound 127.0.0.1\n0.0.0.0 EADDRNOTAVAIL\n"
+    binds = [e for e in run.events if e.get("syscall") == "bind"]
+    assert [(e["result"], e.get("address"), e.get("policy")) for e in binds] == [
+        (0, "127.0.0.1:0", None), (-errno.EADDRNOTAVAIL, None, {"rule": "loopback-only", "action": "deny"})]
