@@ -111,6 +111,7 @@ class Task:
     tid: int
     process: Process
     outcome: "PendingOutcome | None" = None
+    exec_decision: "tuple[frozenset[str], str] | None" = None  # for on_exec: (allowed images, rule)
 
 
 @attrs.define
@@ -134,6 +135,10 @@ class ExecAttempt:
     path: str
     argv: list[str]
     image: bytes  # fingerprint of the running image (auxv and AT_RANDOM bytes)
+    # What /proc/PID/exe may be once it ran, when a policy decided on its
+    # path (the kernel reads the path again: a thread may have changed it).
+    allowed_images: frozenset[str] | None = None
+    decided_by: str | None = None  # the rule, for the event of a mismatch
 
 
 @attrs.define(eq=False)
@@ -262,8 +267,8 @@ class Supervisor:
         process = task.process
         if task.outcome is not None:
             self._settle_outcome(task)
-        if process.exec_attempt is not None:
-            self._settle_exec(task)
+        if process.exec_attempt is not None and not self._settle_exec(task):
+            return  # killed: it ran an image its policy did not allow
         if process.launching:  # superv's launcher: its close() and execve() are not the target's
             if spec.handling is Handling.EXEC:
                 self.on_exec(n, spec, task, None)
@@ -504,9 +509,20 @@ class Supervisor:
                                      f"{spec.name}({as_int(spec.arg('fd', n.args))}, ?)", address)
             self.listener.answer(n.id, address)
             return True
-        decision = policy.decide(self.policy, self._call_facts(n, spec, task, address))
+        exec_path = None
+        if spec.handling is Handling.EXEC and policy.reads_path(self.policy, spec.name):
+            exec_path = self._exec_path(n, spec, task.process)
+            if exec_path is None:
+                return False  # unreadable: the kernel fails it alike (EFAULT, ENOENT)
+        facts = self._call_facts(n, spec, task, address)
+        if exec_path is not None:
+            facts = attrs.evolve(facts, path=exec_path)
+        decision = policy.decide(self.policy, facts)
         label = decision.rule.label if decision.rule is not None else "default"
         pid = task.process.pid
+        if exec_path is not None and decision.action in ("allow", "log"):
+            # The kernel reads the path again: what runs is checked once it runs.
+            task.exec_decision = (_images_of(exec_path), label)
         if decision.action != "allow":
             self.policy_hits[label] += 1
         if decision.action in ("allow", "log"):
@@ -619,6 +635,20 @@ class Supervisor:
         host, port = policy.address_and_port(format_sockaddr(address) if address is not None else c.remote)
         family = c.detail if c.fd_class is FdClass.NET else None
         return policy.CallFacts(spec.name, c.fd_class.value, family, host, port, direction=direction)
+
+    @staticmethod
+    def _exec_path(n: Notification, spec, process: Process) -> str | None:
+        """The supervisor's copy of an exec's path, made absolute against the
+        program's working directory (or execveat's directory fd)."""
+        try:
+            path = kernel.read_string(n.tid, spec.arg("path", n.args)).decode("utf-8", "surrogateescape")
+            if not path.startswith("/"):
+                dirfd = as_int(spec.arg("dirfd", n.args)) if "dirfd" in spec.args else -100  # AT_FDCWD
+                base = procfs.fd_link(process.pid, dirfd) if dirfd != -100 else os.readlink(f"/proc/{process.pid}/cwd")
+                path = os.path.join(base, path)
+        except OSError:
+            return None
+        return os.path.normpath(path)
 
     def _inet_socket(self, process: Process, fd: int) -> bool:
         c = self._classification_for_policy(process, fd)
@@ -1144,7 +1174,9 @@ class Supervisor:
         except OSError:
             self.listener.let_through(n.id)
             return
-        process.exec_attempt = ExecAttempt(tid, path, argv, image)
+        allowed, rule = task.exec_decision or (None, None)
+        task.exec_decision = None
+        process.exec_attempt = ExecAttempt(tid, path, argv, image, allowed, rule)
         # Until it is settled, this process's calls come to Python; the fast
         # path's copies of its fds go now, as close-on-exec ones must close.
         fastpath.set_process_slow(process.pid, True)
@@ -1154,23 +1186,31 @@ class Supervisor:
                                      path=path, argv=argv)
         self.listener.let_through(n.id)
 
-    def _settle_exec(self, task: Task) -> None:
+    def _settle_exec(self, task: Task) -> bool:
         """Did the pending execve replace the image?  Asked at the process's
-        next call: a new image has a new auxv and new AT_RANDOM bytes."""
+        next call: a new image has a new auxv and new AT_RANDOM bytes.
+        False when the new image is not the one a policy allowed: the
+        process is killed."""
         process = task.process
         attempt = process.exec_attempt
         try:
             image = _image_fingerprint(task.tid)
         except OSError:
-            return
+            return True
         if image == attempt.image:
             if task.tid == attempt.tid:
                 process.exec_attempt = None  # it returned: the exec failed
                 fastpath.set_process_slow(process.pid, process.launching)
                 if not process.launching:
                     self.recorder.exec_failed(process.pid, task.tid, attempt.path)
-            return
+            return True
         process.exec_attempt = None
+        if attempt.allowed_images is not None and _running_image(process.pid) not in attempt.allowed_images:
+            self.policy_hits[attempt.decided_by] += 1
+            self.recorder.policy_hit(process.pid, task.tid, fastpath.take_seq(process.pid), "execve",
+                                     attempt.decided_by, "kill")
+            self._send_signal(task.tid, process.pid, signal.SIGKILL)
+            return False
         fastpath.set_process_slow(process.pid, False)
         # The exec'ing thread now has the process's pid; the others are gone.
         for tid in list(process.tids):
@@ -1180,7 +1220,7 @@ class Supervisor:
         process.launching = False
         self.recorder.process_exec(process.pid, task.tid, attempt.path, attempt.argv)
         if was_launching:
-            return
+            return True
         for fd, c in list(process.fds.items()):
             try:
                 st = os.stat(f"/proc/{process.pid}/fd/{fd}")
@@ -1189,6 +1229,7 @@ class Supervisor:
                 still_there = False
             if not still_there:
                 self._drop_fd(process, fd, None)
+        return True
 
     # ------------------------------------------------------------------ end
 
@@ -1213,6 +1254,29 @@ class Supervisor:
             for parked in [p for q in self.queues.values() for p in q]:
                 self._abandon(parked)
             self.queues.clear()
+
+
+def _images_of(path: str) -> frozenset[str]:
+    """What /proc/PID/exe may say after an exec of path: the file itself,
+    or for a #! script, its interpreter."""
+    images = {os.path.realpath(path)}
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return frozenset(images)
+    if head.startswith(b"#!"):
+        words = head[2:].split(b"\n", 1)[0].split()
+        if words:
+            images.add(os.path.realpath(os.fsdecode(words[0])))
+    return frozenset(images)
+
+
+def _running_image(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None
 
 
 def _channel_keys(c: Classification) -> tuple[int, int]:

@@ -270,6 +270,11 @@ def leaves_alone(policy: Policy, syscall: str) -> bool:
     )
 
 
+def reads_path(policy: Policy, syscall: str) -> bool:
+    """Some rule looks at the path this call passes."""
+    return any(rule.paths and (rule.syscalls is None or syscall in rule.syscalls) for rule in policy.rules)
+
+
 def reads_address(policy: Policy, syscall: str) -> bool:
     """Some rule looks at the address this call passes."""
     return any(
@@ -277,6 +282,9 @@ def reads_address(policy: Policy, syscall: str) -> bool:
     )
 
 
+# Execs whose path is decided on a copy, and whose new image is checked
+# against the decision before it makes a traced call (killed on a mismatch).
+EXEC_CHECKED = frozenset({"execve", "execveat"})
 # Sends whose address the data path copies once and sends to itself.
 ADDRESS_IN_MESSAGE = frozenset({"sendto", "sendmsg"})
 # Of POINTER_ADDRESS, what the supervisor decides on its copy and then makes itself.
@@ -291,7 +299,7 @@ def not_enforced_yet(policy: Policy) -> list[str]:
         if (rule.addrs or rule.ports) and names & POINTER_ADDRESS - ADDRESS_CHECKED:
             calls = ", ".join(sorted(names & POINTER_ADDRESS - ADDRESS_CHECKED))
             problems.append(f"{rule.label} (line {rule.line}): `addr`/`port` on {calls} (addresses the program passes)")
-        if rule.paths:
+        if rule.paths and (rule.syscalls is None or rule.syscalls - EXEC_CHECKED):
             problems.append(f"{rule.label} (line {rule.line}): `path` (paths the program passes)")
     return problems
 

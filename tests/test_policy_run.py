@@ -524,3 +524,39 @@ def test_bind_is_decided_on_the_address_and_made_by_the_supervisor(superv, tmp_p
     binds = [e for e in run.events if e.get("syscall") == "bind"]
     assert [(e["result"], e.get("address"), e.get("policy")) for e in binds] == [
         (0, "127.0.0.1:0", None), (-errno.EADDRNOTAVAIL, None, {"rule": "loopback-only", "action": "deny"})]
+
+
+EXEC_ONLY_TRUE = """\
+version: 1
+rules:
+  - {name: only-true, syscalls: ["@exec"], path: [/bin/true, /usr/bin/true], action: allow}
+  - {name: no-other-exec, syscalls: ["@exec"], action: deny, errno: EACCES}
+"""
+
+
+def test_exec_paths_are_decided_and_what_runs_is_checked(superv, tmp_path):
+    rules = tmp_path / "p.yaml"
+    rules.write_text(EXEC_ONLY_TRUE)
+    run = superv(["/bin/sh", "-c", "/bin/true && echo true ran; /bin/echo hi; echo $?"], options=("--policy", str(rules)))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == b"true ran\n126\n"
+    assert b"/bin/echo: Permission denied" in run.stderr
+    assert [(e["syscall"], e["result"], e["policy"]["rule"]) for e in policy_events(run)] == [
+        ("execve", -errno.EACCES, "no-other-exec")]
+
+
+def test_a_thread_rewriting_an_exec_path_never_gets_the_denied_program_to_run(prog, superv, tmp_path):
+    """The kernel reads the path again after the supervisor decided: the new
+    image is checked against the decision before its first traced call, and
+    killed on a mismatch.  Natively the rewriting often runs /bin/echo."""
+    rules = tmp_path / "p.yaml"
+    rules.write_text(EXEC_ONLY_TRUE)
+    program = [prog("exec_flip"), "200"]
+    assert b"FORBIDDEN-RAN" in native(program).stdout, "the flipping must race natively for the test to mean anything"
+    run = superv(program, options=("--policy", str(rules)))
+    assert run.returncode == 0, run.stderr
+    assert b"FORBIDDEN-RAN" not in run.stdout
+    ran, denied, killed = map(int, re.fullmatch(rb"true (\d+) denied (\d+) killed (\d+)\n", run.stdout).groups())
+    assert ran + denied + killed == 200 and denied > 0
+    kills = [e for e in policy_events(run) if e["policy"]["action"] == "kill"]
+    assert len(kills) == killed and all(e["policy"]["rule"] == "only-true" for e in kills)
