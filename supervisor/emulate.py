@@ -867,6 +867,10 @@ class MultiMessageOp(Operation):
         self.moved = 0
         self.part = None
         self.started = None
+        # check(part) -> -errno to stop before this message (a policy on its
+        # address), or None; the messages before it are sent, as the kernel
+        # returns the count of those sent before an error.
+        self.check = None
 
     def attempt(self) -> int | None:
         import time
@@ -880,6 +884,11 @@ class MultiMessageOp(Operation):
                     self.part = self.make_part(self.done)
                 except OSError as e:
                     return self.done or -e.errno
+                refusal = self.check(self.part) if self.check is not None else None
+                if refusal is not None:
+                    self.part.release()
+                    self.part = None
+                    return self.done or refusal
                 self.part.blocking = self.blocking and not (self.done and self.wait_for_one)
             result = self.part.attempt()
             if result is None:

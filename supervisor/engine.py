@@ -457,7 +457,7 @@ class Supervisor:
             if hit is False:
                 return
             if hit is not None:  # every data call on it is logged by one rule
-                fragment += f',"policy":{json.dumps(hit)}'
+                fragment += f',"policy":{json.dumps(hit, separators=(",", ":"))}'
         if fastpath.is_cached(process.pid, fd):
             return
         stats = self.recorder.ledger.open_fd(process.pid, fd)
@@ -590,22 +590,43 @@ class Supervisor:
                 self.recorder.budget_spent(self.root_pid, budget.name or f"budget at line {budget.line}",
                                            budget.fd_class, budget.direction, budget.limit, spent, budget.action)
 
-    def _policy_on_send(self, n: Notification, spec, task: Task, seq: int, op: Operation) -> bool:
-        """sendto/sendmsg: decided on the address the send will use, our copy
-        (or the socket's remote end without one).  True when refused."""
+    def _decide_send(self, n: Notification, spec, task: Task, op: Operation):
+        """A send decided on the address it will use, our copy (or the
+        socket's remote end without one): (decision, rule label), or None
+        when it goes on unmarked.  A logged send's record carries the hit."""
         from . import policy
 
         address = op.sink.name if isinstance(op, WriteOp) else None
         decision = policy.decide(self.policy, self._call_facts(n, spec, task, address))
         if decision.action == "allow":
-            return False
+            return None
         label = decision.rule.label if decision.rule is not None else "default"
         self.policy_hits[label] += 1
         if decision.action == "log":
             self.recorder.policy_hit(task.process.pid, n.tid, None, spec.name, label, "log")
+            return None
+        return decision, label
+
+    def _policy_on_message(self, n: Notification, spec, task: Task, part: Operation) -> int | None:
+        """One message of a sendmmsg: -errno stops the call before it, which
+        then returns the count of those sent (kill: the process dies first)."""
+        refused = self._decide_send(n, spec, task, part)
+        if refused is None:
+            return None
+        decision, label = refused
+        self.recorder.logged[n.tid] = {"rule": label, "action": decision.action}  # on the call's record
+        if decision.action == "kill":
+            self._send_signal(n.tid, task.process.pid, signal.SIGKILL)
+            return -errno.EPERM  # never seen: the process dies
+        return -decision.errno
+
+    def _policy_on_send(self, n: Notification, spec, task: Task, seq: int, op: Operation) -> bool:
+        """sendto/sendmsg: True when refused (answered here)."""
+        refused = self._decide_send(n, spec, task, op)
+        if refused is None:
             return False
         op.release()
-        self._refuse(n, spec, task, seq, decision, label)
+        self._refuse(n, spec, task, seq, *refused)
         return True
 
     def _call_facts(self, n: Notification, spec, task: Task, address: bytes | None = None):
@@ -764,6 +785,8 @@ class Supervisor:
             return
         if self.policy is not None and spec.name in ("sendto", "sendmsg") and self._policy_on_send(n, spec, task, seq, op):
             return
+        if self.policy is not None and spec.name == "sendmmsg":
+            op.check = lambda part: self._policy_on_message(n, spec, task, part)
         if progress:
             op.already_written(progress)  # the fast path began this write
         parked = Parked(n, task, op, seq, spec, kind, op.order_key())

@@ -286,7 +286,7 @@ def reads_address(policy: Policy, syscall: str) -> bool:
 # against the decision before it makes a traced call (killed on a mismatch).
 EXEC_CHECKED = frozenset({"execve", "execveat"})
 # Sends whose address the data path copies once and sends to itself.
-ADDRESS_IN_MESSAGE = frozenset({"sendto", "sendmsg"})
+ADDRESS_IN_MESSAGE = frozenset({"sendto", "sendmsg", "sendmmsg"})
 # Of POINTER_ADDRESS, what the supervisor decides on its copy and then makes itself.
 ADDRESS_CHECKED = frozenset({"connect", "bind"}) | ADDRESS_IN_MESSAGE
 

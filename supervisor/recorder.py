@@ -153,7 +153,7 @@ class Recorder:
                 f'{self.fd_fragment(first.classification)},"result":{result},"exact":{"true" if exact else "false"},'
                 f'"fd_in":{first.bytes_in},"fd_out":{first.bytes_out}'
                 + ("" if flags is None else f',"flags":{flags}')
-                + ("}" if tid not in self.logged else f',"policy":{json.dumps(self.logged.pop(tid))}}}')
+                + ("}" if tid not in self.logged else f',"policy":{json.dumps(self.logged.pop(tid), separators=(",", ":"))}}}')
             )
             fastpath.emit(line)
         else:

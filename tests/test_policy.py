@@ -315,8 +315,7 @@ def test_what_run_cannot_enforce_yet_is_listed_by_rule():
         budgets:
           - {direction: send, bytes: 1MiB, action: kill}
         """)
-    # a and d: connect's and sendto's addresses (and bind's) are decided on superv's copy, which it then uses
+    # a, d, e: connect's, sendto's and sendmmsg's addresses are decided on superv's copy, which it then uses
     assert policy.not_enforced_yet(p) == [
-        "e (line 5): `addr`/`port` on sendmmsg (addresses the program passes)",
         "c (line 7): `path` (paths the program passes)",
     ]  # and budgets are enforced

@@ -560,3 +560,59 @@ def test_a_thread_rewriting_an_exec_path_never_gets_the_denied_program_to_run(pr
     assert ran + denied + killed == 200 and denied > 0
     kills = [e for e in policy_events(run) if e["policy"]["action"] == "kill"]
     assert len(kills) == killed and all(e["policy"]["rule"] == "only-true" for e in kills)
+
+
+SENDMMSG_CLIENT = """\
+import ctypes, ctypes.util, errno, socket, struct
+libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+class iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+class msghdr(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32), ("iov", ctypes.POINTER(iovec)),
+                ("iovlen", ctypes.c_size_t), ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
+                ("flags", ctypes.c_int)]
+class mmsghdr(ctypes.Structure):
+    _fields_ = [("hdr", msghdr), ("len", ctypes.c_uint)]
+receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+receiver.bind(("127.0.0.1", 0))
+port = receiver.getsockname()[1]
+def address(host, port):
+    raw = struct.pack("=H", socket.AF_INET) + struct.pack("!H", port) + socket.inet_aton(host) + bytes(8)
+    return ctypes.create_string_buffer(raw, 16)
+names = [address("127.0.0.1", port), address("127.0.0.1", port), address("192.0.2.1", 9), address("127.0.0.1", port)]
+data = ctypes.create_string_buffer(b"hello")
+iov = iovec(ctypes.cast(data, ctypes.c_void_p), 5)
+vec = (mmsghdr * 4)()
+for i, name in enumerate(names):
+    vec[i].hdr.name, vec[i].hdr.namelen = ctypes.cast(name, ctypes.c_void_p), 16
+    vec[i].hdr.iov, vec[i].hdr.iovlen = ctypes.pointer(iov), 1
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for first, count in ((0, 4), (2, 2)):
+    n = libc.sendmmsg(s.fileno(), ctypes.byref(vec, ctypes.sizeof(mmsghdr) * first), count, 0)
+    print(n if n >= 0 else errno.errorcode[ctypes.get_errno()])
+receiver.setblocking(False)
+arrived = 0
+try:
+    while receiver.recv(16):
+        arrived += 1
+except BlockingIOError:
+    pass
+print("arrived", arrived)
+"""
+
+
+def test_sendmmsg_stops_at_the_first_message_to_a_denied_address(superv, tmp_path):
+    """As the kernel does at an error: the messages before it are sent and
+    counted; a call whose first message is refused fails."""
+    rules = tmp_path / "p.yaml"
+    rules.write_text('version: 1\nrules:\n  - {name: local-only, syscalls: [sendmmsg], addr: ["!127.0.0.0/8"], '
+                     'action: deny, errno: ECONNREFUSED}\n')
+    client = tmp_path / "mm.py"
+    client.write_text(SENDMMSG_CLIENT)
+    assert native([sys.executable, client]).stdout == b"4\n2\narrived 4\n"
+    run = superv([sys.executable, client], options=("--policy", str(rules)))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == b"2\nECONNREFUSED\narrived 2\n"
+    hits = [(e["result"], e["policy"]) for e in policy_events(run)]
+    assert hits == [(2, {"rule": "local-only", "action": "deny"}),
+                    (-errno.ECONNREFUSED, {"rule": "local-only", "action": "deny"})]
