@@ -111,20 +111,26 @@ def load_policy(path: str):
     return policy.with_working_directory(loaded, os.getcwd())
 
 
-def policy_summary(enforced, kernel_rules, hits) -> dict:
+def policy_summary(enforced, in_kernel: set[str], hits, budgets_spent: list[int]) -> dict:
     """summary.json's "policy": per rule, its action and the calls it denied
-    or killed.  null where nobody counts: the kernel's filter, and allow and
-    log (the fast path serves an fd the policy allows or logs without
-    consulting it: the records carry the hit)."""
-    in_kernel = {getattr(k, "rule", k).label for k in kernel_rules}  # KernelRules, and guard Rules
+    or killed.  null where nobody counts: the kernel's filter (the rules
+    labelled in_kernel), and allow and log (the fast path serves an fd the
+    policy allows or logs without consulting it: the records carry the hit)."""
 
     def counted(label, action):
         return None if action in ("allow", "log") or label in in_kernel and not hits.get(label) else hits.get(label, 0)
 
     rules = [{"rule": r.label, "line": r.line, "action": r.action, "calls": counted(r.label, r.action),
               "in_kernel": r.label in in_kernel} for r in enforced.rules]
-    return {"file": enforced.source, "default": enforced.default,
-            "default_calls": counted("default", enforced.default), "rules": rules}
+    summary = {"file": enforced.source, "default": enforced.default,
+               "default_calls": counted("default", enforced.default), "rules": rules}
+    if enforced.budgets:
+        summary["budgets"] = [
+            {"budget": b.label, "line": b.line, "class": b.fd_class, "direction": b.direction, "limit": b.limit,
+             "spent": spent, "over": spent >= b.limit, "action": b.action, "calls": hits.get(b.label, 0)}
+            for b, spent in zip(enforced.budgets, budgets_spent)
+        ]
+    return summary
 
 
 def _positive_float(text: str) -> float:
@@ -278,15 +284,9 @@ def run(options, program: list[str], superv_argv: list[str]) -> int:
                 "signals_forwarded": forwarder.forwarded,
             }
             if enforced is not None:
-                run_info["policy"] = policy_summary(enforced, (*kernel_rules, *guards), supervisor.policy_hits)
-                if enforced.budgets:
-                    supervisor.report_spent_budgets()
-                    run_info["policy"]["budgets"] = [
-                        {"budget": b.name or f"budget at line {b.line}", "line": b.line, "class": b.fd_class,
-                         "direction": b.direction, "limit": b.limit, "spent": spent, "over": spent >= b.limit,
-                         "action": b.action, "calls": supervisor.policy_hits.get(b.name or f"budget at line {b.line}", 0)}
-                        for b, spent in zip(enforced.budgets, fastpath.budget_totals())
-                    ]
+                spent = supervisor.report_spent_budgets() if enforced.budgets else []
+                in_kernel = {k.rule.label for k in kernel_rules} | {g.label for g in guards}
+                run_info["policy"] = policy_summary(enforced, in_kernel, supervisor.policy_hits, spent)
             recorder.write_logs()
             recorder.write_summary(run_info)
             recorder.close()

@@ -27,7 +27,7 @@ import attrs
 
 from . import _fastpath as fastpath
 from . import _kernel, kernel, procfs, syscalls
-from .classify import Classification, IoMode, classify
+from .classify import Classification, FdClass, IoMode, SocketFacts, classify, format_sockaddr, socket_detail
 from .datacalls import Builder, Immediate, Passthrough
 from .emulate import Caller, ConnectOp, OpenFd, Operation, Scratch, WriteOp, poll_now
 from .kernel import ERESTARTSYS, Listener, Notification
@@ -62,6 +62,9 @@ FAST_LAYOUTS = {
     syscalls.Layout.SOCK: fastpath.L_SOCK,
 }
 
+
+# A data call's direction, as policies name it.
+POLICY_DIRECTION = {syscalls.Direction.IN: "recv", syscalls.Direction.OUT: "send"}
 
 FAST_LIFECYCLE = {
     "close": fastpath.L_CLOSE,
@@ -155,15 +158,6 @@ class Parked:
     finished: bool = False
 
 
-@attrs.frozen
-class _BudgetDecision:
-    action: str
-    errno: int | None
-
-
-_BUDGET_DECISION = _BudgetDecision("deny", None)
-
-
 class Supervisor:
     def __init__(self, listener: Listener, recorder: Recorder, root_pid: int, root_argv: list[str],
                  policy=None):
@@ -174,8 +168,6 @@ class Supervisor:
         self.policy_hits: collections.Counter[str] = collections.Counter()  # rule label -> calls
         self.budgets_spent: set[int] = set()  # indexes of the budgets reported spent
         if policy is not None and policy.budgets:
-            from .classify import FdClass
-
             fastpath.set_budgets([(FdClass(b.fd_class).tag if b.fd_class else "", b.direction == "recv", b.limit,
                                    b.action in ("deny", "kill")) for b in policy.budgets])
         self.lock = fastpath.lock  # recursive; shared with the fast path
@@ -518,7 +510,7 @@ class Supervisor:
         if exec_path is not None:
             facts = attrs.evolve(facts, path=exec_path)
         decision = policy.decide(self.policy, facts)
-        label = decision.rule.label if decision.rule is not None else "default"
+        label = decision.label
         pid = task.process.pid
         if exec_path is not None and decision.action in ("allow", "log"):
             # The kernel reads the path again: what runs is checked once it runs.
@@ -527,7 +519,7 @@ class Supervisor:
             self.policy_hits[label] += 1
         if decision.action in ("allow", "log"):
             if decision.action == "log":
-                self.recorder.policy_hit(pid, n.tid, None, spec.name, label, "log")
+                self.recorder.mark_next_call(n.tid, label, "log")
             if address is None:
                 return False
             if spec.name == "bind":
@@ -535,16 +527,17 @@ class Supervisor:
             else:
                 self._connect(n, spec, task, address)
             return True
-        self._refuse(n, spec, task, fastpath.take_seq(pid), decision, label)
+        self._refuse(n, spec, task, fastpath.take_seq(pid), decision.action, decision.errno, label)
         return True
 
-    def _refuse(self, n: Notification, spec, task: Task, seq: int, decision, label: str) -> None:
-        """deny: answered with the errno, the call never runs; kill: SIGKILL to
+    def _refuse(self, n: Notification, spec, task: Task, seq: int, action: str, error: int | None,
+                label: str) -> None:
+        """deny: answered with -error, the call never runs; kill: SIGKILL to
         the process, the call stays unanswered and dies with it."""
         pid = task.process.pid
-        if decision.action == "deny":
-            self.recorder.policy_hit(pid, n.tid, seq, spec.name, label, "deny", result=-decision.errno)
-            self.listener.answer(n.id, -decision.errno)
+        if action == "deny":
+            self.recorder.policy_hit(pid, n.tid, seq, spec.name, label, "deny", result=-error)
+            self.listener.answer(n.id, -error)
             return
         self.recorder.policy_hit(pid, n.tid, seq, spec.name, label, "kill")
         try:
@@ -557,17 +550,15 @@ class Supervisor:
 
     def _stop_at_budget(self, n: Notification, spec, task: Task) -> bool:
         """A data call that a spent deny/kill budget stops.  True when stopped."""
-        direction = {syscalls.Direction.IN: "recv", syscalls.Direction.OUT: "send"}.get(spec.direction)
+        direction = POLICY_DIRECTION.get(spec.direction)
         c = self._classification_for_policy(task.process, as_int(n.args[0]))
         fd_class = c.fd_class.value if c is not None else None
-        self.report_spent_budgets()
-        for budget, spent in zip(self.policy.budgets, fastpath.budget_totals()):
+        for budget, spent in zip(self.policy.budgets, self.report_spent_budgets()):
             if budget.action in ("deny", "kill") and spent >= budget.limit and \
                     self._budget_matches(budget, fd_class, direction):
-                label = budget.name or f"budget at line {budget.line}"
-                self.policy_hits[label] += 1
-                decision = attrs.evolve(_BUDGET_DECISION, action=budget.action, errno=budget.errno)
-                self._refuse(n, spec, task, fastpath.take_seq(task.process.pid), decision, label)
+                self.policy_hits[budget.label] += 1
+                self._refuse(n, spec, task, fastpath.take_seq(task.process.pid), budget.action, budget.errno,
+                             budget.label)
                 return True
         return False
 
@@ -577,35 +568,37 @@ class Supervisor:
             c = process.fds.get(leg.fd)
             if c is None or leg.nbytes <= 0:
                 continue
-            direction = "recv" if leg.direction == "in" else "send"
+            direction = POLICY_DIRECTION[syscalls.Direction(leg.direction)]
             for index, budget in enumerate(self.policy.budgets):
                 if self._budget_matches(budget, c.fd_class.value, direction):
                     fastpath.budget_spend(index, leg.nbytes)
 
-    def report_spent_budgets(self) -> None:
-        """A "budget" event, once, for each budget the run has spent."""
-        for index, (budget, spent) in enumerate(zip(self.policy.budgets, fastpath.budget_totals())):
+    def report_spent_budgets(self) -> list[int]:
+        """A "budget" event, once, for each budget the run has spent; returns
+        the bytes spent, per budget."""
+        totals = fastpath.budget_totals()
+        for index, (budget, spent) in enumerate(zip(self.policy.budgets, totals)):
             if spent >= budget.limit and index not in self.budgets_spent:
                 self.budgets_spent.add(index)
-                self.recorder.budget_spent(self.root_pid, budget.name or f"budget at line {budget.line}",
-                                           budget.fd_class, budget.direction, budget.limit, spent, budget.action)
+                self.recorder.budget_spent(self.root_pid, budget.label, budget.fd_class, budget.direction,
+                                           budget.limit, spent, budget.action)
+        return totals
 
     def _decide_send(self, n: Notification, spec, task: Task, op: Operation):
         """A send decided on the address it will use, our copy (or the
-        socket's remote end without one): (decision, rule label), or None
-        when it goes on unmarked.  A logged send's record carries the hit."""
+        socket's remote end without one): the Decision when it refuses, else
+        None.  A logged send's record carries the hit."""
         from . import policy
 
         address = op.sink.name if isinstance(op, WriteOp) else None
         decision = policy.decide(self.policy, self._call_facts(n, spec, task, address))
         if decision.action == "allow":
             return None
-        label = decision.rule.label if decision.rule is not None else "default"
-        self.policy_hits[label] += 1
+        self.policy_hits[decision.label] += 1
         if decision.action == "log":
-            self.recorder.policy_hit(task.process.pid, n.tid, None, spec.name, label, "log")
+            self.recorder.mark_next_call(n.tid, decision.label, "log")
             return None
-        return decision, label
+        return decision
 
     def _policy_on_message(self, n: Notification, spec, task: Task, part: Operation) -> int | None:
         """One message of a sendmmsg: -errno stops the call before it, which
@@ -613,12 +606,11 @@ class Supervisor:
         refused = self._decide_send(n, spec, task, part)
         if refused is None:
             return None
-        decision, label = refused
-        self.recorder.logged[n.tid] = {"rule": label, "action": decision.action}  # on the call's record
-        if decision.action == "kill":
+        self.recorder.mark_next_call(n.tid, refused.label, refused.action)
+        if refused.action == "kill":
             self._send_signal(n.tid, task.process.pid, signal.SIGKILL)
             return -errno.EPERM  # never seen: the process dies
-        return -decision.errno
+        return -refused.errno
 
     def _policy_on_send(self, n: Notification, spec, task: Task, seq: int, op: Operation) -> bool:
         """sendto/sendmsg: True when refused (answered here)."""
@@ -626,7 +618,7 @@ class Supervisor:
         if refused is None:
             return False
         op.release()
-        self._refuse(n, spec, task, seq, *refused)
+        self._refuse(n, spec, task, seq, refused.action, refused.errno, refused.label)
         return True
 
     def _call_facts(self, n: Notification, spec, task: Task, address: bytes | None = None):
@@ -635,11 +627,10 @@ class Supervisor:
         arguments ask for; and the address, when the supervisor read its own
         copy (connect), else the fd's remote end."""
         from . import policy
-        from .classify import FdClass, SocketFacts, format_sockaddr, socket_detail
 
         if spec.handling is Handling.SIGNAL:  # tkill, pidfd_open(PIDFD_THREAD): a tid, maybe one of ours
             return policy.CallFacts(spec.name, at_supervisor=str(as_int(n.args[0])) in os.listdir("/proc/self/task"))
-        direction = {syscalls.Direction.IN: "recv", syscalls.Direction.OUT: "send"}.get(spec.direction)
+        direction = POLICY_DIRECTION.get(spec.direction)
         if "flags" in spec.args and spec.name in ("open", "openat") or spec.name == "creat":
             writing = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC
             direction = "send" if spec.name == "creat" or spec.arg("flags", n.args) & writing else "recv"
@@ -653,9 +644,7 @@ class Supervisor:
             c = self._classification_for_policy(task.process, as_int(spec.arg("fd", n.args)))
         if c is None:
             return policy.CallFacts(spec.name, direction=direction)
-        host, port = policy.address_and_port(format_sockaddr(address) if address is not None else c.remote)
-        family = c.detail if c.fd_class is FdClass.NET else None
-        return policy.CallFacts(spec.name, c.fd_class.value, family, host, port, direction=direction)
+        return _fd_facts(spec.name, direction, c, format_sockaddr(address) if address is not None else c.remote)
 
     @staticmethod
     def _exec_path(n: Notification, spec, process: Process) -> str | None:
@@ -689,8 +678,6 @@ class Supervisor:
 
     def _bind(self, n: Notification, spec, task: Task, address: bytes) -> None:
         """bind() made here on the program's socket, with our copy: it never waits."""
-        from .classify import format_sockaddr
-
         process = task.process
         fd = as_int(spec.arg("fd", n.args))
         seq = fastpath.take_seq(process.pid)
@@ -740,18 +727,12 @@ class Supervisor:
         calls when the policy allows every one of them (None), or logs every
         one by the same rule (the hit its records carry); False otherwise."""
         from . import policy
-        from .classify import FdClass
 
-        address, port = policy.address_and_port(c.remote)
-        family = c.detail if c.fd_class is FdClass.NET else None
         outcomes = set()
         for s in syscalls.TABLE:
             if s.layout in FAST_LAYOUTS:
-                direction = "recv" if s.direction is syscalls.Direction.IN else "send"
-                facts = policy.CallFacts(s.name, c.fd_class.value, family, address, port, direction=direction)
-                decision = policy.decide(self.policy, facts)
-                label = decision.rule.label if decision.rule is not None else "default"
-                outcomes.add(None if decision.action == "allow" else (decision.action, label))
+                decision = policy.decide(self.policy, _fd_facts(s.name, POLICY_DIRECTION[s.direction], c, c.remote))
+                outcomes.add(None if decision.action == "allow" else (decision.action, decision.label))
         if len(outcomes) != 1:
             return False
         [outcome] = outcomes
@@ -818,8 +799,6 @@ class Supervisor:
         # call runs again (SA_RESTART) as a new notification, recorded then.
         interrupted = -516 <= result <= -ERESTARTSYS
         if isinstance(op, ConnectOp):
-            from .classify import format_sockaddr
-
             fields = {"fd": op.fd.fd, "address": format_sockaddr(op.address)}
             self.recorder.other_call(parked.task.process.pid, n.tid, parked.seq, parked.syscall.name,
                                      _describe(parked.syscall, fields), None if interrupted else result,
@@ -1279,6 +1258,15 @@ class Supervisor:
             self.queues.clear()
 
 
+def _fd_facts(syscall: str, direction: str | None, c: Classification, endpoint: str | None):
+    """A call's facts on a classified fd; endpoint: the address it reaches."""
+    from . import policy
+
+    host, port = policy.address_and_port(endpoint)
+    family = c.detail if c.fd_class is FdClass.NET else None
+    return policy.CallFacts(syscall, c.fd_class.value, family, host, port, direction=direction)
+
+
 def _images_of(path: str) -> frozenset[str]:
     """What /proc/PID/exe may say after an exec of path: the file itself,
     or for a #! script, its interpreter."""
@@ -1351,8 +1339,6 @@ def _lifecycle_fields(spec, n: Notification, task: Task) -> dict:
         if "path" in a and a["path"]:
             fields["path"] = kernel.read_string(tid, a["path"]).decode("utf-8", "surrogateescape")
         if "addr" in a and a["addr"] and spec.name in ("connect", "bind"):
-            from .classify import format_sockaddr
-
             size = min(a["addrlen"] & 0xFFFFFFFF, 128)
             fields["address"] = format_sockaddr(kernel.read_memory(tid, a["addr"], size))
     except OSError:

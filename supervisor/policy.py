@@ -124,6 +124,10 @@ class Budget:
     action: str
     errno: int | None
 
+    @property
+    def label(self) -> str:
+        return self.name or f"budget at line {self.line}"
+
 
 @attrs.frozen
 class Policy:
@@ -155,6 +159,10 @@ class Decision:
     action: str
     rule: Rule | None  # None: the policy's default
     errno: int | None
+
+    @property
+    def label(self) -> str:
+        return self.rule.label if self.rule is not None else "default"
 
 
 # -- deciding ----------------------------------------------------------------------
@@ -625,7 +633,7 @@ def describe(policy: Policy) -> str:
         lines.append("Budgets (bytes moved per run):")
         for b in policy.budgets:
             what = f"{b.fd_class or 'any class'} {b.direction}"
-            lines.append(f"  {b.name or f'budget at line {b.line}'}: {what} over {b.limit} bytes -> "
+            lines.append(f"  {b.label}: {what} over {b.limit} bytes -> "
                          f"{_action_text(b.action, b.errno)}")
     lines.append(f"Traced calls no rule matches: {policy.default}")
     return "\n".join(lines)

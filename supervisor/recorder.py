@@ -204,13 +204,17 @@ class Recorder:
                    result: int | None = None) -> None:
         """A call a policy rule matched: its record carries "policy" (log: the
         call's usual record, made next; deny and kill: a record made here)."""
-        hit = {"rule": rule, "action": action}
         if action == "log":
-            self.logged[tid] = hit  # the call is recorded as usual: its record carries the hit
+            self.mark_next_call(tid, rule, action)  # the call is recorded as usual
             return
-        self._event("call", pid, seq, syscall=syscall, kind=syscall, tid=tid, result=result, policy=hit)
+        self._event("call", pid, seq, syscall=syscall, kind=syscall, tid=tid, result=result,
+                    policy={"rule": rule, "action": action})
         self._trace_call(pid, None, f"{syscall}(...)", result)
         self.note(pid, f"{syscall} {'denied' if action == 'deny' else 'killed the process'}: policy rule {rule}")
+
+    def mark_next_call(self, tid: int, rule: str, action: str) -> None:
+        """The next call record of this thread carries this policy hit."""
+        self.logged[tid] = {"rule": rule, "action": action}
 
     def budget_spent(self, pid: int, name: str, fd_class: str | None, direction: str, limit: int, spent: int,
                      action: str) -> None:

@@ -35,6 +35,13 @@ def policy_events(run: Run) -> list[dict]:
     return [e for e in run.events if "policy" in e]
 
 
+def policy_option(tmp_path, text: str) -> tuple[str, str]:
+    """--policy with a policy file holding text."""
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    return ("--policy", str(path))
+
+
 def test_hardened_denies_its_calls_in_the_kernel(prog, superv):
     program = [prog("policy_calls"), "kernel"]
     natively = lines(native(program).stdout)
@@ -83,10 +90,9 @@ rules:
 
 
 def test_a_data_call_denied_by_fd_class_while_other_fds_go_on(prog, superv, tmp_path):
-    rules = tmp_path / "p.yaml"
-    rules.write_text(DISK_AND_UDP)
+    with_rules = policy_option(tmp_path, DISK_AND_UDP)
     target = tmp_path / "file"
-    run = superv([prog("policy_calls"), "disk", target], options=("--policy", str(rules)))
+    run = superv([prog("policy_calls"), "disk", target], options=with_rules)
     assert run.returncode == 0, run.stderr
     assert lines(run.stdout) == {"open": "3", "write file": "EROFS", "pipe": "0", "pipe bytes": "5"}
     assert target.read_bytes() == b""  # created by the open, never written
@@ -98,9 +104,8 @@ def test_a_data_call_denied_by_fd_class_while_other_fds_go_on(prog, superv, tmp_
 
 
 def test_kill_stops_the_process_at_the_call_and_names_the_rule(prog, superv, tmp_path):
-    rules = tmp_path / "p.yaml"
-    rules.write_text(DISK_AND_UDP)
-    run = superv([prog("policy_calls"), "net"], options=("--policy", str(rules)))
+    with_rules = policy_option(tmp_path, DISK_AND_UDP)
+    run = superv([prog("policy_calls"), "net"], options=with_rules)
     assert run.returncode == 137
     assert lines(run.stdout) == {"socket tcp": "3"}  # and nothing after the udp socket
     killed = policy_events(run)
@@ -206,14 +211,13 @@ print("non-blocking", errno.errorcode[s.connect_ex(("127.0.0.1", port))])
 
 
 def test_connect_is_decided_on_the_address_and_made_by_the_supervisor(superv, tmp_path, listeners):
-    rules = tmp_path / "p.yaml"
-    rules.write_text(LOCAL_ONLY)
+    with_rules = policy_option(tmp_path, LOCAL_ONLY)
     client = tmp_path / "client.py"
     client.write_text(CLIENT)
     program = [sys.executable, client, str(listeners.port)]
     assert native(program).stdout.decode().splitlines() == ["127.0.0.1 pong", "127.0.0.2 pong", "non-blocking EINPROGRESS"]
     before = dict(listeners.accepted)
-    run = superv(program, options=("--policy", str(rules)))
+    run = superv(program, options=with_rules)
     assert run.returncode == 0, run.stderr
     assert run.stdout.decode().splitlines() == ["127.0.0.1 pong", "127.0.0.2 ECONNREFUSED", "non-blocking EINPROGRESS"]
     assert listeners.accepted["127.0.0.2"] == before["127.0.0.2"]
@@ -228,14 +232,13 @@ def test_connect_is_decided_on_the_address_and_made_by_the_supervisor(superv, tm
 def test_a_thread_rewriting_the_address_never_gets_a_denied_connection_through(prog, superv, tmp_path, listeners):
     """The address is read once: what the policy checked is what the kernel
     connects to.  Natively the flipping thread reaches 127.0.0.2 often."""
-    rules = tmp_path / "p.yaml"
-    rules.write_text(LOCAL_ONLY)
+    with_rules = policy_option(tmp_path, LOCAL_ONLY)
     program = [prog("connect_flip"), str(listeners.port), "1000"]
     pattern = re.compile(rb"connected (\d+) refused (\d+) reached 127.0.0.2 (\d+)\n")
     natively = pattern.fullmatch(native(program).stdout)
     assert int(natively[3]) > 0, "the flipping must race natively for the test to mean anything"
     wait_for(lambda: listeners.accepted["127.0.0.2"] == int(natively[3]))  # the listener catches up
-    run = superv(program, options=("--policy", str(rules)))
+    run = superv(program, options=with_rules)
     assert run.returncode == 0, run.stderr
     connected, refused, forbidden = map(int, pattern.fullmatch(run.stdout).groups())
     wait_for(lambda: listeners.accepted["127.0.0.1"] >= int(natively[1]) - int(natively[3]) + connected)
@@ -268,11 +271,12 @@ def test_without_a_policy_nothing_is_decided(prog, superv):
 def test_opening_for_writing_is_a_send(prog, superv, tmp_path):
     """direction on an open: its flags (a register, not memory) say whether
     the file is opened for writing."""
-    rules = tmp_path / "p.yaml"
-    rules.write_text('version: 1\nrules:\n  - {name: no-new-files, syscalls: ["@file"], direction: send, '
-                     'action: deny, errno: EROFS}\n')
+    with_rules = policy_option(tmp_path, (
+        'version: 1\nrules:\n  - {name: no-new-files, syscalls: ["@file"], direction: send, '
+        'action: deny, errno: EROFS}\n'
+    ))
     target = tmp_path / "file"
-    run = superv([prog("policy_calls"), "disk", target], options=("--policy", str(rules)))
+    run = superv([prog("policy_calls"), "disk", target], options=with_rules)
     assert run.returncode == 0, run.stderr
     assert lines(run.stdout) == {"open": "EROFS", "write file": "EBADF", "pipe": "0", "pipe bytes": "5"}
     assert not target.exists()
@@ -303,8 +307,7 @@ except Alarm:
 def test_a_blocking_connect_made_by_the_supervisor_is_interrupted_as_natively(superv, tmp_path):
     """Its SYN is dropped (a full backlog), so it waits; SIGALRM at 0.2 s
     interrupts it (EINTR, the handler runs) natively and under superv."""
-    rules = tmp_path / "p.yaml"
-    rules.write_text(LOCAL_ONLY)
+    with_rules = policy_option(tmp_path, LOCAL_ONLY)
     script = tmp_path / "alarmed.py"
     script.write_text(ALARMED_CONNECT)
     # A listener of its own for each run: a backlog stays full after its client exits.
@@ -316,7 +319,7 @@ def test_a_blocking_connect_made_by_the_supervisor_is_interrupted_as_natively(su
     with socket.socket() as full:
         full.bind(("127.0.0.1", 0))
         full.listen(0)
-        run = superv([sys.executable, script, str(full.getsockname()[1])], options=("--policy", str(rules)))
+        run = superv([sys.executable, script, str(full.getsockname()[1])], options=with_rules)
         assert run.returncode == 0, run.stderr
         assert run.stdout == b"interrupted after less than 1 s\n"
     connects = [e for e in run.events if e.get("syscall") == "connect"]
@@ -371,10 +374,11 @@ def test_net_yaml_lets_loopback_and_dns_through_and_refuses_the_rest(superv, tmp
 
 def test_a_thread_rewriting_a_sendto_address_never_gets_a_datagram_through(prog, superv, tmp_path):
     """The data path copies the address once, decides on it and sends to it."""
-    rules = tmp_path / "p.yaml"
-    rules.write_text('version: 1\nrules:\n'
-                     '  - {name: local-only, syscalls: [sendto], addr: [127.0.0.1/32], action: allow}\n'
-                     '  - {name: elsewhere, syscalls: [sendto], family: udp, action: deny, errno: ECONNREFUSED}\n')
+    with_rules = policy_option(tmp_path, (
+        'version: 1\nrules:\n'
+        '  - {name: local-only, syscalls: [sendto], addr: [127.0.0.1/32], action: allow}\n'
+        '  - {name: elsewhere, syscalls: [sendto], family: udp, action: deny, errno: ECONNREFUSED}\n'
+    ))
     receivers = {}
     for host in ("127.0.0.1", "127.0.0.2"):
         r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -398,7 +402,7 @@ def test_a_thread_rewriting_a_sendto_address_never_gets_a_datagram_through(prog,
         assert native(program).returncode == 0
         assert drain("127.0.0.2") > 0, "the flipping must race natively for the test to mean anything"
         drain("127.0.0.1")
-        run = superv(program, options=("--policy", str(rules)))
+        run = superv(program, options=with_rules)
         assert run.returncode == 0, run.stderr
         sent, refused = map(int, re.fullmatch(rb"sent (\d+) refused (\d+)\n", run.stdout).groups())
         assert sent > 0 and refused > 0 and sent + refused == 1000
@@ -435,13 +439,14 @@ def test_a_send_budget_stops_the_program_at_the_budget(prog, superv, tmp_path, a
     """20 MiB through a unix socket, 64 KiB a write, under a 10 MiB send
     budget: the write that would go past it is stopped (the one that reaches
     it exactly is the last to go), whether the fast path or Python serves it."""
-    rules = tmp_path / "p.yaml"
     extra = f", errno: {errno_name}" if errno_name else ""
-    rules.write_text(f"version: 1\nbudgets:\n  - {{name: send-cap, class: net, direction: send, bytes: 10MiB, "
-                     f"action: {action}{extra}}}\n")
+    with_rules = policy_option(tmp_path, (
+        f"version: 1\nbudgets:\n  - {{name: send-cap, class: net, direction: send, bytes: 10MiB, "
+        f"action: {action}{extra}}}\n"
+    ))
     program = [prog("policy_calls"), "bulk", "20"]
     assert native(program).stdout == b"sent 20971520\n"
-    run = superv(program, options=("--policy", str(rules)))
+    run = superv(program, options=with_rules)
     limit = 10 << 20
     if action == "kill":
         assert (run.returncode, run.stdout) == (137, b"")
@@ -459,9 +464,8 @@ def test_a_send_budget_stops_the_program_at_the_budget(prog, superv, tmp_path, a
 
 
 def test_a_logged_exec_is_marked_on_its_own_record(superv, tmp_path):
-    rules = tmp_path / "p.yaml"
-    rules.write_text('version: 1\nrules:\n  - {name: execs, syscalls: ["@exec"], action: log}\n')
-    run = superv(["/bin/sh", "-c", "/bin/echo hi; /bin/true"], options=("--policy", str(rules)))
+    with_rules = policy_option(tmp_path, 'version: 1\nrules:\n  - {name: execs, syscalls: ["@exec"], action: log}\n')
+    run = superv(["/bin/sh", "-c", "/bin/echo hi; /bin/true"], options=with_rules)
     assert (run.returncode, run.stdout) == (0, b"hi\n")
     marked = [(e["type"], e["syscall"], e["path"]) for e in run.events if "policy" in e]
     # the execve records of the shell's children; superv's launcher's exec of
@@ -512,13 +516,14 @@ for host in ("127.0.0.1", "0.0.0.0"):
 
 
 def test_bind_is_decided_on_the_address_and_made_by_the_supervisor(superv, tmp_path):
-    rules = tmp_path / "p.yaml"
-    rules.write_text('version: 1\nrules:\n  - {name: loopback-only, syscalls: [bind], family: [tcp, udp], '
-                     'addr: ["!127.0.0.0/8"], action: deny, errno: EADDRNOTAVAIL}\n')
+    with_rules = policy_option(tmp_path, (
+        'version: 1\nrules:\n  - {name: loopback-only, syscalls: [bind], family: [tcp, udp], '
+        'addr: ["!127.0.0.0/8"], action: deny, errno: EADDRNOTAVAIL}\n'
+    ))
     client = tmp_path / "bind.py"
     client.write_text(BIND_CLIENT)
     assert native([sys.executable, client]).stdout == b"127.0.0.1 bound 127.0.0.1\n0.0.0.0 bound 0.0.0.0\n"
-    run = superv([sys.executable, client], options=("--policy", str(rules)))
+    run = superv([sys.executable, client], options=with_rules)
     assert run.returncode == 0, run.stderr
     assert run.stdout == b"127.0.0.1 bound 127.0.0.1\n0.0.0.0 EADDRNOTAVAIL\n"
     binds = [e for e in run.events if e.get("syscall") == "bind"]
@@ -535,9 +540,8 @@ rules:
 
 
 def test_exec_paths_are_decided_and_what_runs_is_checked(superv, tmp_path):
-    rules = tmp_path / "p.yaml"
-    rules.write_text(EXEC_ONLY_TRUE)
-    run = superv(["/bin/sh", "-c", "/bin/true && echo true ran; /bin/echo hi; echo $?"], options=("--policy", str(rules)))
+    with_rules = policy_option(tmp_path, EXEC_ONLY_TRUE)
+    run = superv(["/bin/sh", "-c", "/bin/true && echo true ran; /bin/echo hi; echo $?"], options=with_rules)
     assert run.returncode == 0, run.stderr
     assert run.stdout == b"true ran\n126\n"
     assert b"/bin/echo: Permission denied" in run.stderr
@@ -549,11 +553,10 @@ def test_a_thread_rewriting_an_exec_path_never_gets_the_denied_program_to_run(pr
     """The kernel reads the path again after the supervisor decided: the new
     image is checked against the decision before its first traced call, and
     killed on a mismatch.  Natively the rewriting often runs /bin/echo."""
-    rules = tmp_path / "p.yaml"
-    rules.write_text(EXEC_ONLY_TRUE)
+    with_rules = policy_option(tmp_path, EXEC_ONLY_TRUE)
     program = [prog("exec_flip"), "200"]
     assert b"FORBIDDEN-RAN" in native(program).stdout, "the flipping must race natively for the test to mean anything"
-    run = superv(program, options=("--policy", str(rules)))
+    run = superv(program, options=with_rules)
     assert run.returncode == 0, run.stderr
     assert b"FORBIDDEN-RAN" not in run.stdout
     ran, denied, killed = map(int, re.fullmatch(rb"true (\d+) denied (\d+) killed (\d+)\n", run.stdout).groups())
@@ -604,13 +607,14 @@ print("arrived", arrived)
 def test_sendmmsg_stops_at_the_first_message_to_a_denied_address(superv, tmp_path):
     """As the kernel does at an error: the messages before it are sent and
     counted; a call whose first message is refused fails."""
-    rules = tmp_path / "p.yaml"
-    rules.write_text('version: 1\nrules:\n  - {name: local-only, syscalls: [sendmmsg], addr: ["!127.0.0.0/8"], '
-                     'action: deny, errno: ECONNREFUSED}\n')
+    with_rules = policy_option(tmp_path, (
+        'version: 1\nrules:\n  - {name: local-only, syscalls: [sendmmsg], addr: ["!127.0.0.0/8"], '
+        'action: deny, errno: ECONNREFUSED}\n'
+    ))
     client = tmp_path / "mm.py"
     client.write_text(SENDMMSG_CLIENT)
     assert native([sys.executable, client]).stdout == b"4\n2\narrived 4\n"
-    run = superv([sys.executable, client], options=("--policy", str(rules)))
+    run = superv([sys.executable, client], options=with_rules)
     assert run.returncode == 0, run.stderr
     assert run.stdout == b"2\nECONNREFUSED\narrived 2\n"
     hits = [(e["result"], e["policy"]) for e in policy_events(run)]
