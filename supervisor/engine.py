@@ -19,6 +19,7 @@ import os
 import select
 import signal
 import socket
+import stat
 import struct
 import threading
 import time
@@ -26,7 +27,7 @@ import time
 import attrs
 
 from . import _fastpath as fastpath
-from . import _kernel, kernel, procfs, syscalls
+from . import _kernel, kernel, pathwalk, procfs, syscalls
 from .classify import Classification, FdClass, IoMode, SocketFacts, classify, format_sockaddr, socket_detail
 from .datacalls import Builder, Immediate, Passthrough
 from .emulate import Caller, ConnectOp, OpenFd, Operation, Scratch, WriteOp, poll_now
@@ -167,6 +168,7 @@ class Supervisor:
         self.policy = policy  # a policy.Policy, or None: record only
         self.policy_hits: collections.Counter[str] = collections.Counter()  # rule label -> calls
         self.budgets_spent: set[int] = set()  # indexes of the budgets reported spent
+        self.own_credentials: procfs.Credentials | None = None  # superv's, for the opens it makes
         if policy is not None and policy.budgets:
             fastpath.set_budgets([(FdClass(b.fd_class).tag if b.fd_class else "", b.direction == "recv", b.limit,
                                    b.action in ("deny", "kill")) for b in policy.budgets])
@@ -234,8 +236,7 @@ class Supervisor:
                 self.apply_notes()
                 self.handle(Notification(nid, tid, nr, arch, ip, args), progress=progress)
             except Exception as error:
-                self.recorder.internal_error(self.root_pid, "handle", error)
-                self.listener.let_through(nid)
+                self._after_bug(nid, self.root_pid, "handle", error)
 
     def apply_notes(self) -> None:
         """Learn the lifecycle calls the fast path took since (under the lock)."""
@@ -267,15 +268,15 @@ class Supervisor:
             else:
                 self.listener.let_through(n.id)
             return
-        if not progress and self.policy is not None and self._apply_policy(n, spec, task):
-            return
-        if self.policy is not None and self.policy.budgets and spec.handling is Handling.DATA and \
-                self._stop_at_budget(n, spec, task):
-            return
-        if not progress and self._to_fast_path(n, spec, process):
-            return
-        seq = fastpath.take_seq(process.pid)
         try:
+            if not progress and self.policy is not None and self._apply_policy(n, spec, task):
+                return
+            if self.policy is not None and self.policy.budgets and spec.handling is Handling.DATA and \
+                    self._stop_at_budget(n, spec, task):
+                return
+            if not progress and self._to_fast_path(n, spec, process):
+                return
+            seq = fastpath.take_seq(process.pid)
             if progress:
                 self.on_data(n, spec, task, seq, progress=progress)
             else:
@@ -289,8 +290,17 @@ class Supervisor:
             else:
                 self.listener.let_through(n.id)
         except Exception as error:  # a bug must not leave the target hanging
-            self.recorder.internal_error(process.pid, spec.name, error)
-            self.listener.let_through(n.id)
+            self._after_bug(n.id, process.pid, spec.name, error)
+
+    def _after_bug(self, nid: int, pid: int, where: str, error: Exception) -> None:
+        """A bug must not leave the target hanging, nor, under a policy, let
+        an unchecked call through: it fails with EPERM instead."""
+        if self.policy is None:
+            self.recorder.internal_error(pid, where, error, "the call was let through")
+            self.listener.let_through(nid)
+        else:
+            self.recorder.internal_error(pid, where, error, "the call failed with EPERM")
+            self.listener.answer(nid, -errno.EPERM)
 
     # ------------------------------------------------------------------ processes
 
@@ -491,6 +501,8 @@ class Supervisor:
 
         if spec.name in policy.ADDRESS_IN_MESSAGE and policy.reads_address(self.policy, spec.name):
             return False  # decided in on_data, on the copy of the address the send will use
+        if spec.name in policy.OPEN_CHECKED and policy.reads_path(self.policy, spec.name):
+            return self._open_checked(n, spec, task)
         # connect's address is read once, decided on, and connected to by the
         # supervisor itself: the program cannot change it in between.
         checked = spec.name in ("connect", "bind") and policy.reads_address(self.policy, spec.name) and \
@@ -530,16 +542,183 @@ class Supervisor:
         self._refuse(n, spec, task, fastpath.take_seq(pid), decision.action, decision.errno, label)
         return True
 
+    def _open_checked(self, n: Notification, spec, task: Task) -> bool:
+        """An open whose path some rule reads: the supervisor walks the path
+        as the program would, decides on the file it reaches, opens that
+        very file and installs it in the program (ADDFD|SEND).  False when
+        no path can change the decision: the kernel then opens as usual."""
+        from . import policy
+
+        request = _open_request(n, spec)
+        writing = isinstance(request, pathwalk.OpenRequest) and pathwalk.writes(request.flags)
+        facts = policy.CallFacts(spec.name, direction="send" if writing else "recv")
+        # open/openat/creat keep their flags in registers, which the program
+        # cannot change; openat2's are in memory, read once here.
+        if spec.name != "openat2" and not policy.path_matters(self.policy, facts):
+            return False
+        seq = fastpath.take_seq(task.process.pid)
+        if isinstance(request, int):  # the arguments cannot be read: as the kernel would say
+            self._open_answered(n, spec, task, seq, {}, request)
+            return True
+        fields = {"path": os.fsdecode(request.path)}
+        for _ in range(3):  # a file to create that appears meanwhile: walk again
+            try:
+                if self._open_walked(n, spec, task, seq, fields, request, facts):
+                    return True
+            except pathwalk.Replaced:
+                continue
+        self._open_answered(n, spec, task, seq, fields, -errno.EAGAIN)
+        return True
+
+    def _open_walked(self, n: Notification, spec, task: Task, seq: int, fields: dict, request, facts) -> bool:
+        """One walk, decision and open; pathwalk.Replaced to walk again."""
+        from . import policy
+
+        process = task.process
+        try:
+            reached = pathwalk.reach(n.tid, process.pid, process.pidfd, request)
+        except OSError as e:  # the program's own open would fail in the lookup
+            lexical = pathwalk.lexical_path(n.tid, request)
+            decision = policy.decide(self.policy, attrs.evolve(facts, path=lexical, fd_class=FdClass.DISK.value))
+            if not self._open_decided(n, spec, task, seq, fields, decision):
+                self._open_answered(n, spec, task, seq, fields, -e.errno)
+            return True
+        try:
+            fields["file"] = reached.path
+            file = pathwalk.file_facts(reached)  # None: to be created, on disk
+            # superv's /proc/PID files; its directories only list names (fd/, task/)
+            proc_pid = pathwalk.proc_pid(reached)
+            at_supervisor = proc_pid is not None and proc_pid in self._supervisor_ids() and \
+                not (file is not None and stat.S_ISDIR(file.mode))
+            facts = attrs.evolve(facts, path=reached.path, at_supervisor=at_supervisor,
+                                 fd_class=classify(file).fd_class.value if file else FdClass.DISK.value)
+            if self._open_decided(n, spec, task, seq, fields, policy.decide(self.policy, facts)):
+                return True
+            refusal = self._open_refusal(n.tid, reached, process.pid, at_supervisor,
+                                         creates=bool(request.flags & (os.O_CREAT | pathwalk.O_TMPFILE)))
+            if refusal:
+                self._open_answered(n, spec, task, seq, fields, -refusal)
+            elif request.flags & os.O_PATH:
+                self._open_path_only(n, spec, task, seq, fields)
+            elif pathwalk.blocks_on_open(reached, request.flags):
+                # A FIFO waits for its other end, maybe a traced process: not here.
+                waiting, reached = reached, None
+                threading.Thread(target=self._open_fifo, args=(n, spec, task, seq, fields, waiting, request),
+                                 name="superv-fifo-open", daemon=True).start()
+            else:
+                self._open_and_install(n, spec, task, seq, fields, reached, request)
+            return True
+        finally:
+            if reached is not None:
+                reached.close()
+
+    def _open_path_only(self, n: Notification, spec, task: Task, seq: int, fields: dict) -> None:
+        """O_PATH: ADDFD cannot install such a file (the kernel's fget()
+        refuses it), so the kernel opens it again.  An O_PATH fd reads and
+        writes nothing; opening through it (/proc/self/fd/N, openat) is
+        another open, walked and decided afresh.  openat2's flags are in
+        memory, where they could become a write after this check: refused."""
+        if spec.name == "openat2":
+            self.recorder.note(task.process.pid, "openat2 with O_PATH refused: its flags could change after the "
+                                                 "check (use openat)")
+            self._open_answered(n, spec, task, seq, fields, -errno.EACCES)
+            return
+        self._expect(task, PendingOutcome(seq, spec, dict(fields)))
+        outcome = task.outcome
+        try:
+            outcome.fds_before = frozenset(procfs.fd_numbers(task.process.pid))
+        except OSError:
+            pass
+        self.listener.let_through(n.id)
+
+    def _open_decided(self, n: Notification, spec, task: Task, seq: int, fields: dict, decision) -> bool:
+        """Refuse the open when the decision says so (True); mark a logged one."""
+        if decision.action != "allow":
+            self.policy_hits[decision.label] += 1
+        if decision.action == "log":
+            self.recorder.mark_next_call(n.tid, decision.label, "log")
+        elif decision.action in ("deny", "kill"):
+            self._refuse(n, spec, task, seq, decision.action, decision.errno, decision.label, fields)
+            return True
+        return False
+
+    def _open_refusal(self, tid: int, reached, pid: int, at_supervisor: bool, creates: bool) -> int:
+        """An errno when superv must not make this open for the program: it
+        would open it with rights the program does not have.  Sets the
+        umask of a creation."""
+        if at_supervisor or pathwalk.procfs_needs_attach(reached, pid):
+            return errno.EACCES
+        if self.own_credentials is None:
+            self.own_credentials = attrs.evolve(procfs.credentials("thread-self"), umask=0)
+        # Without capabilities superv's user cannot have changed its
+        # program's credentials (no_new_privs: no set-user-ID either).
+        privileged = int(self.own_credentials.capabilities, 16) != 0
+        if not (privileged or creates):
+            return 0
+        try:
+            theirs = procfs.credentials(tid)
+        except OSError:
+            return errno.ESRCH
+        if privileged and attrs.evolve(theirs, umask=0) != self.own_credentials:
+            self.recorder.note(pid, f"open refused: the program's credentials ({theirs.uids}) are not superv's, "
+                                    "which would make the open")
+            return errno.EACCES
+        reached.umask = theirs.umask
+        return 0
+
+    def _open_and_install(self, n: Notification, spec, task: Task, seq: int, fields: dict, reached,
+                          request) -> None:
+        """Open the reached file and install it in the program.  The install
+        and the record are made under the lock: the program, released by
+        the install, has its next call served after its open is recorded."""
+        try:
+            ours = pathwalk.open_reached(reached, request.flags, request.mode)
+        except OSError as e:
+            ours, result = None, -e.errno
+        with self.lock:
+            if ours is not None:
+                try:
+                    result = self.listener.install_fd_as_answer(n.id, ours, bool(request.flags & os.O_CLOEXEC))
+                except OSError as e:  # EMFILE: the program's own fd limit
+                    result = -e.errno
+                finally:
+                    os.close(ours)
+            self._open_answered(n, spec, task, seq, fields, result, installed=ours is not None)
+
+    def _open_fifo(self, n: Notification, spec, task: Task, seq: int, fields: dict, reached, request) -> None:
+        """A thread's work: open a FIFO, which waits for its other end."""
+        try:
+            self._open_and_install(n, spec, task, seq, fields, reached, request)
+        finally:
+            reached.close()
+
+    def _open_answered(self, n: Notification, spec, task: Task, seq: int, fields: dict, result: int | None,
+                       installed: bool = False) -> None:
+        """Record a checked open (answering it, unless ADDFD|SEND already did)."""
+        process = task.process
+        if result is None:
+            return  # the program died meanwhile
+        if not installed or result < 0:
+            self.listener.answer(n.id, result)
+        if result >= 0:
+            self._forget_fd_view(process, result)
+        self.recorder.other_call(process.pid, n.tid, seq, spec.name, _describe(spec, fields), result, **fields)
+
+    def _supervisor_ids(self) -> set[int]:
+        """superv's pid and its threads' ids."""
+        return {int(tid) for tid in os.listdir("/proc/self/task")}
+
     def _refuse(self, n: Notification, spec, task: Task, seq: int, action: str, error: int | None,
-                label: str) -> None:
+                label: str, fields: dict | None = None) -> None:
         """deny: answered with -error, the call never runs; kill: SIGKILL to
-        the process, the call stays unanswered and dies with it."""
+        the process, the call stays unanswered and dies with it.  fields:
+        what the record says of the call's arguments."""
         pid = task.process.pid
         if action == "deny":
-            self.recorder.policy_hit(pid, n.tid, seq, spec.name, label, "deny", result=-error)
+            self.recorder.policy_hit(pid, n.tid, seq, spec.name, label, "deny", result=-error, **(fields or {}))
             self.listener.answer(n.id, -error)
             return
-        self.recorder.policy_hit(pid, n.tid, seq, spec.name, label, "kill")
+        self.recorder.policy_hit(pid, n.tid, seq, spec.name, label, "kill", **(fields or {}))
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -1328,6 +1507,40 @@ def _image_fingerprint(tid: int) -> bytes:
         if key == AT_RANDOM:
             return auxv + kernel.read_memory(tid, value, 16)
     return auxv
+
+
+def _open_request(n: Notification, spec) -> pathwalk.OpenRequest | int:
+    """The supervisor's copy of an open call's arguments, or -errno as the
+    kernel would fail it before any lookup."""
+    a = dict(zip(spec.args, n.args))
+    dirfd = as_int(a["dirfd"]) if "dirfd" in a else pathwalk.AT_FDCWD
+    resolve = 0
+    try:
+        path = kernel.read_string(n.tid, a["path"], limit=pathwalk.PATH_MAX)
+        if spec.name == "creat":
+            flags, mode = os.O_CREAT | os.O_WRONLY | os.O_TRUNC, a["mode"]
+        elif spec.name == "openat2":
+            size = a["size"]
+            if size < pathwalk.OPEN_HOW_SIZE:
+                return -errno.EINVAL
+            if size > 4096:
+                return -errno.E2BIG
+            how = kernel.read_memory(n.tid, a["how"], size)
+            if any(how[pathwalk.OPEN_HOW_SIZE:]):
+                return -errno.E2BIG
+            flags, mode, resolve = struct.unpack_from("=QQQ", how)
+            if flags >> 32:
+                return -errno.EINVAL
+            error = pathwalk.open_how_error(flags, mode, resolve)
+            if error:
+                return -error
+        else:
+            flags, mode = a["flags"] & 0xFFFFFFFF, a["mode"]
+    except OSError:
+        return -errno.EFAULT
+    if spec.name != "openat2":
+        mode = mode & 0o7777 if flags & (os.O_CREAT | pathwalk.O_TMPFILE) else 0
+    return pathwalk.OpenRequest(dirfd, path, flags, mode, resolve)
 
 
 def _lifecycle_fields(spec, n: Notification, task: Task) -> dict:

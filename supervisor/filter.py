@@ -72,6 +72,8 @@ def _guard(bpf: pyseccomp.SyscallFilter, rule, pid: int, pgid: int) -> None:
             bpf.add_rule(pyseccomp.NOTIFY, name, pyseccomp.Arg(1, pyseccomp.MASKED_EQ, PIDFD_THREAD, PIDFD_THREAD))
         elif name == "tkill":
             bpf.add_rule(pyseccomp.NOTIFY, name)
+        elif syscalls.BY_NAME[name].handling is syscalls.Handling.FD_NEW and name != "fcntl":
+            continue  # an open of superv's /proc/PID files: the supervisor decides on the file it reaches
         elif name == "fcntl":  # SIGIO and SIGURG go to the owner
             for target in (pid, -pgid):
                 bpf.add_rule(action, name, pyseccomp.Arg(1, pyseccomp.EQ, F_SETOWN), pid_is(2, target))

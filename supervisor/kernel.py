@@ -85,6 +85,18 @@ class Listener:
         """Put a copy of local_fd into the notifying task; returns its number there."""
         return _kernel.notif_addfd(self.fd, nid, local_fd, 0, os.O_CLOEXEC if cloexec else 0, 0)
 
+    def install_fd_as_answer(self, nid: int, local_fd: int, cloexec: bool) -> int | None:
+        """Put a copy of local_fd into the notifying task and answer its call
+        with the new number, in one step (SECCOMP_ADDFD_FLAG_SEND).  None
+        when the task is gone; OSError(EMFILE...) when it cannot take it."""
+        try:
+            return _kernel.notif_addfd(self.fd, nid, local_fd, 0, os.O_CLOEXEC if cloexec else 0,
+                                       SECCOMP_ADDFD_FLAG_SEND)
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                return None
+            raise
+
     def set_sync_wakeup(self) -> bool:
         return _kernel.notif_set_sync_wakeup(self.fd)
 

@@ -60,8 +60,9 @@ BUDGET_KEYS = ("name", "class", "direction", "bytes", "action", "errno")
 CONDITION_KEYS = ("class", "family", "addr", "port", "path", "direction", "target")
 # The calls a `target: supervisor` rule can guard: every way a program can
 # aim a signal at superv (kill to its pid, its process group or everyone;
-# a thread of it; a pidfd of it; F_SETOWN for SIGIO/SIGURG).
-GUARDED = frozenset(s.name for s in syscalls.ON_DEMAND) | {"fcntl"}
+# a thread of it; a pidfd of it; F_SETOWN for SIGIO/SIGURG), and the opens
+# of its /proc/PID files (mem, fd/N, environ...).
+GUARDED = frozenset(s.name for s in syscalls.ON_DEMAND) | {"fcntl"} | GROUPS["@file"]
 
 _UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
 _SIZE = re.compile(r"\s*(\d+)\s*([a-zA-Z]*)\s*")
@@ -278,9 +279,29 @@ def leaves_alone(policy: Policy, syscall: str) -> bool:
     )
 
 
+def _reads_path(rule: Rule, syscall: str) -> bool:
+    """The rule looks at the file this call names (a guard: whether it is superv's /proc/PID)."""
+    if rule.syscalls is not None and syscall not in rule.syscalls:
+        return False
+    return bool(rule.paths) or (rule.target is not None and syscall in OPEN_CHECKED)
+
+
 def reads_path(policy: Policy, syscall: str) -> bool:
     """Some rule looks at the path this call passes."""
-    return any(rule.paths and (rule.syscalls is None or syscall in rule.syscalls) for rule in policy.rules)
+    return any(_reads_path(rule, syscall) for rule in policy.rules)
+
+
+def path_matters(policy: Policy, call: CallFacts) -> bool:
+    """Could the call's path change its decision?  Only if a rule that reads
+    the path would match the call's other facts before a rule that does
+    not read it decides the call."""
+    for rule in guards(policy) + tuple(r for r in policy.rules if r.target is None):
+        if _reads_path(rule, call.syscall):
+            if matches(attrs.evolve(rule, paths=(), target=None), call):
+                return True
+        elif matches(rule, call):
+            return False
+    return False
 
 
 def reads_address(policy: Policy, syscall: str) -> bool:
@@ -293,6 +314,9 @@ def reads_address(policy: Policy, syscall: str) -> bool:
 # Execs whose path is decided on a copy, and whose new image is checked
 # against the decision before it makes a traced call (killed on a mismatch).
 EXEC_CHECKED = frozenset({"execve", "execveat"})
+# Opens whose path is walked and decided by the supervisor, which then opens
+# that very file for the program (pathwalk).
+OPEN_CHECKED = GROUPS["@file"]
 # Sends whose address the data path copies once and sends to itself.
 ADDRESS_IN_MESSAGE = frozenset({"sendto", "sendmsg", "sendmmsg"})
 # Of POINTER_ADDRESS, what the supervisor decides on its copy and then makes itself.
@@ -307,8 +331,10 @@ def not_enforced_yet(policy: Policy) -> list[str]:
         if (rule.addrs or rule.ports) and names & POINTER_ADDRESS - ADDRESS_CHECKED:
             calls = ", ".join(sorted(names & POINTER_ADDRESS - ADDRESS_CHECKED))
             problems.append(f"{rule.label} (line {rule.line}): `addr`/`port` on {calls} (addresses the program passes)")
-        if rule.paths and (rule.syscalls is None or rule.syscalls - EXEC_CHECKED):
-            problems.append(f"{rule.label} (line {rule.line}): `path` (paths the program passes)")
+        if rule.paths and (rule.syscalls is None or rule.syscalls - EXEC_CHECKED - OPEN_CHECKED):
+            calls = "connect, bind, sendto..." if rule.syscalls is None else \
+                ", ".join(sorted(rule.syscalls - EXEC_CHECKED - OPEN_CHECKED))
+            problems.append(f"{rule.label} (line {rule.line}): `path` on {calls} (unix socket paths)")
     return problems
 
 

@@ -37,11 +37,33 @@ def _read_text(path: str) -> str:
         return f.read().decode("utf-8", "replace")
 
 
-def task_status(tid: int) -> TaskStatus:
+@attrs.frozen
+class Credentials:
+    """What the kernel checks a task's file access with (/proc/<tid>/status)."""
+
+    uids: str  # real, effective, saved, file system
+    gids: str
+    groups: str
+    capabilities: str  # CapEff
+    umask: int
+
+
+def _status_fields(tid: int | str) -> dict[str, str]:
     fields = {}
     for line in _read_text(f"/proc/{tid}/status").splitlines():
         key, _, value = line.partition(":")
         fields[key] = value.strip()
+    return fields
+
+
+def credentials(tid: int | str) -> Credentials:
+    """tid, or "thread-self" for the calling thread of superv."""
+    fields = _status_fields(tid)
+    return Credentials(fields["Uid"], fields["Gid"], fields["Groups"], fields["CapEff"], int(fields["Umask"], 8))
+
+
+def task_status(tid: int) -> TaskStatus:
+    fields = _status_fields(tid)
     return TaskStatus(
         tid=int(fields["Pid"]),
         tgid=int(fields["Tgid"]),

@@ -201,16 +201,18 @@ class Recorder:
         self._trace_call(pid, None, call_text, result)
 
     def policy_hit(self, pid: int, tid: int, seq: int | None, syscall: str, rule: str, action: str,
-                   result: int | None = None) -> None:
+                   result: int | None = None, **fields) -> None:
         """A call a policy rule matched: its record carries "policy" (log: the
         call's usual record, made next; deny and kill: a record made here)."""
         if action == "log":
             self.mark_next_call(tid, rule, action)  # the call is recorded as usual
             return
-        self._event("call", pid, seq, syscall=syscall, kind=syscall, tid=tid, result=result,
+        self._event("call", pid, seq, syscall=syscall, kind=syscall, tid=tid, result=result, **fields,
                     policy={"rule": rule, "action": action})
         self._trace_call(pid, None, f"{syscall}(...)", result)
-        self.note(pid, f"{syscall} {'denied' if action == 'deny' else 'killed the process'}: policy rule {rule}")
+        where = f" ({fields['file'] if 'file' in fields else fields['path']})" if "path" in fields else ""
+        self.note(pid, f"{syscall}{where} {'denied' if action == 'deny' else 'killed the process'}: "
+                       f"policy rule {rule}")
 
     def mark_next_call(self, tid: int, rule: str, action: str) -> None:
         """The next call record of this thread carries this policy hit."""
@@ -228,11 +230,12 @@ class Recorder:
         self._trace_call(pid, None, f"{syscall}(...)", result)
         self.note(pid, f"{syscall} refused: it would move data the supervisor cannot see")
 
-    def internal_error(self, pid: int, where: str, error: BaseException) -> None:
+    def internal_error(self, pid: int, where: str, error: BaseException, outcome: str = "") -> None:
         self._event("superv_error", pid, where=where, error=repr(error))
         import sys
 
-        print(f"superv: internal error in {where}: {error!r} (the call was let through)", file=sys.stderr)
+        print(f"superv: internal error in {where}: {error!r}" + (f" ({outcome})" if outcome else ""),
+              file=sys.stderr)
 
     def signal_received(self, pid: int, sig: int, forwarded: bool) -> None:
         """A signal sent to superv: passed on to the target, or (a terminal's

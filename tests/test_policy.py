@@ -72,7 +72,7 @@ ERRORS = [
     ("version: 1\nbudgets:\n  - {class: net, bytes: 1MiB, action: kill}\n", 3, 5, "a budget needs `direction`"),
     (RULE.format("    addr: []\n    action: deny"), 5, 11, "empty list: leave the key out to match anything"),
     ("version: 1\nrules:\n  - {syscalls: [read], target: supervisor, action: deny}\n", 3, 16,
-     "`target: supervisor` guards fcntl, kill, pidfd_open, rt_sigqueueinfo, rt_tgsigqueueinfo, tgkill, tkill"),
+     "`target: supervisor` guards creat, fcntl, kill, open, openat, openat2, pidfd_open, rt_sigqueueinfo, rt_tgsigqueueinfo, tgkill, tkill"),
     ("version: 1\nrules:\n  - {syscalls: [kill], target: supervisor, action: log}\n", 3, 24,
      "`target: supervisor` goes alone, with action deny or kill"),
     ("version: 2\n", 1, 10, "unknown version 2: this superv reads version 1"),
@@ -163,13 +163,28 @@ def test_no_net_refuses_every_socket_but_unix_ones():
 
 def test_readonly_allows_writes_only_in_tmp_and_the_working_directory():
     readonly = bundled("readonly.yaml", cwd="/home/user/work")
-    opening = lambda path, direction: policy.decide(readonly, CallFacts("openat", path=path, direction=direction))  # noqa: E731
+    def opening(path, direction, fd_class="disk"):
+        return policy.decide(readonly, CallFacts("openat", fd_class, path=path, direction=direction))
+
     assert opening("/etc/passwd", "recv").action == "allow"
     assert (opening("/etc/passwd", "send").action, opening("/etc/passwd", "send").errno) == ("deny", errno.EACCES)
     assert opening("/tmp/a/b/c", "send").action == "allow"
     assert opening("/home/user/work/out/x.txt", "send").action == "allow"
     assert opening("/home/user/workshop/x.txt", "send").action == "deny"
-    assert opening("/dev/null", "send").action == "allow"
+    assert opening("/dev/null", "send", "device").action == "allow"
+    assert opening("/dev/sda", "send", "device").action == "deny"
+    # /dev/stdout reopened: a pipe or a terminal is no file to protect
+    assert opening("pipe:[4242]", "send", "pipe").action == "allow"
+    assert opening("/dev/pts/3", "send", "tty").action == "allow"
+
+
+def test_the_path_matters_only_where_a_rule_reading_it_could_decide():
+    readonly = bundled("readonly.yaml", cwd="/home/user/work")
+    assert policy.path_matters(readonly, CallFacts("openat", direction="send"))
+    assert not policy.path_matters(readonly, CallFacts("openat", direction="recv"))  # the kernel opens it
+    hardened = bundled("hardened.yaml")
+    assert policy.path_matters(hardened, CallFacts("openat", direction="recv"))  # is it superv's /proc?
+    assert not policy.path_matters(bundled("net.yaml"), CallFacts("openat", direction="send"))
 
 
 def test_hardened_denies_its_calls_in_the_kernel():
@@ -312,10 +327,12 @@ def test_what_run_cannot_enforce_yet_is_listed_by_rule():
           - {name: e, syscalls: [sendmmsg], addr: [0.0.0.0/32], action: deny}
           - {name: b, syscalls: [read], class: net, addr: [10.0.0.0/8], action: deny}
           - {name: c, syscalls: [openat], path: [/etc/**], action: deny}
+          - {name: f, syscalls: [connect], path: [/run/**], action: deny}
         budgets:
           - {direction: send, bytes: 1MiB, action: kill}
         """)
     # a, d, e: connect's, sendto's and sendmmsg's addresses are decided on superv's copy, which it then uses
+    # c: opens are walked and made by superv
     assert policy.not_enforced_yet(p) == [
-        "c (line 7): `path` (paths the program passes)",
+        "f (line 8): `path` on connect (unix socket paths)",
     ]  # and budgets are enforced

@@ -52,7 +52,7 @@ def test_hardened_denies_its_calls_in_the_kernel(prog, superv):
     # Decided by the BPF filter: the supervisor never saw them.
     assert policy_events(run) == []
     rules = {r["rule"]: r for r in policy_of(run)["rules"]}
-    assert rules["no-debugging"] == {"rule": "no-debugging", "line": 13, "action": "deny", "calls": None,
+    assert rules["no-debugging"] == {"rule": "no-debugging", "line": 20, "action": "deny", "calls": None,
                                      "in_kernel": True}
 
 
@@ -132,13 +132,16 @@ def test_audit_logs_every_traced_call_and_changes_nothing(prog, superv, tmp_path
 
 def test_a_policy_superv_cannot_enforce_yet_is_refused_before_anything_runs(prog, tmp_path):
     out = tmp_path / "out"
-    done = subprocess.run([*SUPERV, "run", "-o", str(out), "--policy", str(POLICIES / "readonly.yaml"), "--",
+    unix_paths = tmp_path / "unix.yaml"
+    unix_paths.write_text("version: 1\nrules:\n  - {name: no-docker, syscalls: [connect], path: [/run/docker.sock], "
+                          "action: deny}\n")
+    done = subprocess.run([*SUPERV, "run", "-o", str(out), "--policy", str(unix_paths), "--",
                            str(prog("policy_calls")), "net"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 125
     assert done.stdout == ""  # the program never ran
     assert done.stderr.splitlines() == [
-        f"superv: {POLICIES / 'readonly.yaml'}: this superv cannot enforce yet:",
-        "  writable-places (line 7): `path` (paths the program passes)",
+        f"superv: {unix_paths}: this superv cannot enforce yet:",
+        "  no-docker (line 3): `path` on connect (unix socket paths)",
     ]
     assert not out.exists()
 

@@ -79,25 +79,29 @@ def public_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
+AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+
+
+def _ordinary_superv(public_dir: Path, out: Path) -> list[str]:
+    """The start of a `superv run -o OUT` command line for an ordinary user
+    (as root: nobody, with a staged copy of superv that nobody can read)."""
+    if os.geteuid() != 0:
+        return [*SUPERV, "run", "-q", "-o", str(out)]
+    site = _stage(public_dir)
+    for path in public_dir.rglob("*"):
+        path.chmod(path.stat().st_mode | 0o444 | (0o111 if path.is_dir() else 0))
+    out.mkdir()
+    os.chown(out, NOBODY, NOBODY)
+    return [*AS_NOBODY, "env", f"PYTHONPATH={site}", f"HOME={public_dir}",
+            _accessible_python(), "-m", "superv", "run", "-q", "-o", str(out)]
+
+
 def test_runs_as_ordinary_user(prog, public_dir):
     program = public_dir / "unpriv_io"
     shutil.copy2(prog("unpriv_io"), program)
     out = public_dir / "out"
-    if os.geteuid() == 0:
-        site = _stage(public_dir)
-        for path in public_dir.rglob("*"):
-            path.chmod(path.stat().st_mode | 0o444 | (0o111 if path.is_dir() else 0))
-        out.mkdir()
-        os.chown(out, NOBODY, NOBODY)
-        command = [
-            "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-            "env", f"PYTHONPATH={site}", f"HOME={public_dir}",
-            _accessible_python(), "-m", "superv", "run", "-q", "-o", str(out), "--", str(program),
-        ]
-        expected_uid = NOBODY
-    else:
-        command = [*SUPERV, "run", "-q", "-o", str(out), "--", str(program)]
-        expected_uid = os.getuid()
+    command = [*_ordinary_superv(public_dir, out), "--", str(program)]
+    expected_uid = NOBODY if os.geteuid() == 0 else os.getuid()
     done = subprocess.run(command, capture_output=True, timeout=120, cwd=public_dir)
     assert done.returncode == 0, done.stderr.decode()
     fields = dict(item.split("=") for item in done.stdout.decode().split())
@@ -135,3 +139,26 @@ def test_unprivileged_user_cannot_write_reports_to_root_folder(public_dir):
     assert done.returncode == 125
     lines = done.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and "cannot write reports" in lines[0] and str(locked / "out") in lines[0]
+
+
+def test_an_ordinary_user_gets_the_opens_it_would_get_natively(prog, public_dir):
+    """Under a path policy superv makes every open itself: for an ordinary
+    user, permissions (a directory it cannot search) and /proc/self are
+    still the program's, as open_cases shows against its native run."""
+    program = public_dir / "open_cases"
+    shutil.copy2(prog("open_cases"), program)
+    policy = public_dir / "every-path.yaml"
+    policy.write_text('version: 1\nrules:\n  - {name: every-path, syscalls: ["@file"], path: ["/**"], '
+                      'action: log}\n')
+    command = [*_ordinary_superv(public_dir, public_dir / "out"), "--policy", str(policy), "--", str(program)]
+    drop = AS_NOBODY if os.geteuid() == 0 else []
+    for name in ("native", "superv"):
+        (public_dir / name).mkdir()
+        if drop:
+            os.chown(public_dir / name, NOBODY, NOBODY)
+    natively = subprocess.run([*drop, str(program), str(public_dir / "native")], capture_output=True, timeout=60)
+    assert natively.returncode == 0, natively.stderr
+    assert b"search-denied: EACCES" in natively.stdout
+    done = subprocess.run([*command, str(public_dir / "superv")], capture_output=True, timeout=120, cwd=public_dir)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().splitlines() == natively.stdout.decode().splitlines()

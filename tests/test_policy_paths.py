@@ -1,0 +1,161 @@
+"""`path` rules on opens: superv walks the path as the program would, decides
+on the file it reaches and opens that very file for the program (ADDFD).
+Each run is compared with the same program's native run."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+POLICIES = REPO / "policies"
+# Every open walked and opened by superv, and logged with the file it reached.
+EVERY_PATH = 'version: 1\nrules:\n  - {name: every-path, syscalls: ["@file"], path: ["/**"], action: log}\n'
+
+
+def native(program: list, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([str(p) for p in program], capture_output=True, timeout=60, **kwargs)
+
+
+def policy_option(tmp_path, text: str) -> tuple[str, str]:
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    return ("--policy", str(path))
+
+
+def policy_events(run) -> list[dict]:
+    return [e for e in run.events if "policy" in e]
+
+
+def test_superv_opens_every_kind_of_path_as_the_kernel_would(prog, superv, tmp_path):
+    """Symlinks (absolute, relative, chains, loops, dangling with O_CREAT),
+    '..' above the root, dirfds, trailing slashes, O_EXCL, O_TMPFILE, the
+    umask, /proc/self and /proc/thread-self (the program's, not superv's),
+    /dev/fd, procfs links, a FIFO whose writer is a traced child, and openat2
+    with each RESOLVE_ flag: the same outcome, flags and modes as natively."""
+    for name in ("native", "superv"):
+        (tmp_path / name).mkdir()
+    natively = native([prog("open_cases"), tmp_path / "native"])
+    assert natively.returncode == 0, natively.stderr
+    run = superv([prog("open_cases"), tmp_path / "superv"], options=policy_option(tmp_path, EVERY_PATH))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.decode().splitlines() == natively.stdout.decode().splitlines()
+    assert b"proc-self: mine" in run.stdout and b"fifo: ok" in run.stdout
+    # superv made the opens: each record names the file it decided on.
+    opened = [e for e in run.events if e.get("syscall") in ("open", "openat", "openat2", "creat")]
+    made = [e for e in opened if e.get("file", "").startswith("/")]  # not pipe:[N] reopened
+    assert len(made) > 40
+    assert all(e["policy"] == {"rule": "every-path", "action": "log"} for e in made)
+    dangling = next(e for e in made if e["path"] == "dangling")
+    assert dangling["file"] == str(tmp_path / "superv" / "made-by-dangling") and dangling["result"] >= 0
+    mine = next(e for e in made if e["path"] == "/proc/self/status")
+    assert mine["file"] == f"/proc/{mine['pid']}/status"
+
+
+@pytest.mark.parametrize("mode", ["buffer", "symlink"])
+def test_a_path_changed_after_the_check_never_reaches_a_denied_file(prog, superv, tmp_path, mode):
+    """Acceptance 2: a second thread flips the path string (buffer) or a
+    symlink in it (symlink) between an allowed and a denied file, 1000 opens
+    for writing: natively many reach the denied file; under superv none does,
+    and not one byte is written to it."""
+    for where in ("ok", "no"):
+        (tmp_path / where).mkdir()
+        (tmp_path / where / "file").write_bytes(b"")
+    program = [prog("open_flip"), tmp_path, "1000", mode]
+    pattern = re.compile(rb"opened (\d+) refused (\d+) reached-forbidden (\d+)\n")
+    natively = pattern.fullmatch(native(program).stdout)
+    assert int(natively[3]) > 0, "the flipping must race natively for the test to mean anything"
+    assert (tmp_path / "no" / "file").stat().st_size == int(natively[3])
+    for where in ("ok", "no"):
+        (tmp_path / where / "file").write_bytes(b"")
+    with_rules = policy_option(tmp_path, (
+        "version: 1\nrules:\n"
+        f'  - {{name: only-ok, syscalls: ["@file"], direction: send, path: ["{tmp_path}/ok/**"], action: allow}}\n'
+        '  - {name: nowhere-else, syscalls: ["@file"], direction: send, action: deny}\n'
+    ))
+    run = superv(program, options=with_rules)
+    assert run.returncode == 0, run.stderr
+    opened, refused, forbidden = map(int, pattern.fullmatch(run.stdout).groups())
+    assert forbidden == 0 and (tmp_path / "no" / "file").stat().st_size == 0
+    assert opened + refused == 1000 and opened > 0 and refused > 0
+    assert (tmp_path / "ok" / "file").stat().st_size == opened
+    denials = [e for e in policy_events(run) if e["policy"]["action"] == "deny"]
+    assert denials and all(e["policy"]["rule"] == "nowhere-else" and e["result"] == -errno.EPERM for e in denials)
+    assert {e["file"] for e in denials} == {str(tmp_path / "no" / "file")}
+
+
+def test_readonly_lets_busybox_read_and_refuses_a_write_outside(superv, tmp_path):
+    """Acceptance 3: static busybox under readonly.yaml: cat of a file works,
+    a write under /tmp works, a write elsewhere (/var/tmp) fails with EACCES
+    and creates nothing, and /dev/stdout (a pipe, not a file) stays writable."""
+    from conftest import busybox
+
+    readable = tmp_path / "readable.txt"
+    readable.write_text("some text\n")
+    outside = f"/var/tmp/superv-readonly-{os.getpid()}"
+    script = (f"cat {readable}; echo inside > {tmp_path}/written; echo outside > {outside}; echo status=$?; "
+              "echo to-stdout > /dev/stdout")
+    program = [busybox(), "sh", "-c", script]
+    natively = native(program)
+    assert natively.stdout == b"some text\nstatus=0\nto-stdout\n"
+    os.unlink(outside)
+    run = superv(program, options=("--policy", str(POLICIES / "readonly.yaml")))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == b"some text\nstatus=1\nto-stdout\n"
+    assert b"Permission denied" in run.stderr
+    assert not os.path.exists(outside)
+    assert (tmp_path / "written").read_text() == "inside\n"
+    [denied] = policy_events(run)
+    assert (denied["policy"], denied["result"], denied["file"]) == (
+        {"rule": "read-only-elsewhere", "action": "deny"}, -errno.EACCES, outside)
+
+
+def test_a_symlink_into_a_denied_place_is_decided_on_its_target(superv, tmp_path):
+    """The decision is on the file the open reaches, not the name given."""
+    link = tmp_path / "innocent"
+    link.symlink_to("/etc/hostname")
+    program = [sys.executable, "-c", f"open({str(link)!r}, 'a')"]
+    run = superv(program, options=("--policy", str(POLICIES / "readonly.yaml")))
+    assert run.returncode == 1 and b"PermissionError" in run.stderr
+    [denied] = policy_events(run)
+    assert (denied["path"], denied["file"]) == (str(link), "/etc/hostname")
+
+
+PROC_OF_PARENT = """\
+import os
+parent = os.getppid()
+for label, name in (("mem", "mem"), ("environ", "environ"), ("status", "status"), ("thread-mem", f"task/{parent}/mem")):
+    try:
+        os.close(os.open(f"/proc/{parent}/{name}", os.O_RDWR if name.endswith("mem") else os.O_RDONLY))
+        print(label, "opened")
+    except OSError as e:
+        print(label, os.strerror(e.errno))
+"""
+
+
+def test_hardened_refuses_opens_of_supervs_proc_files(superv):
+    """The program's parent is superv: under hardened.yaml none of its /proc
+    files opens, and the summary counts the refusals under the rule."""
+    run = superv([sys.executable, "-c", PROC_OF_PARENT], options=("--policy", str(POLICIES / "hardened.yaml")))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.decode().splitlines() == [
+        "mem Permission denied", "environ Permission denied", "status Permission denied",
+        "thread-mem Permission denied"]
+    denials = policy_events(run)
+    assert [e["policy"]["rule"] for e in denials] == ["leave-superv-proc-alone"] * 4
+    assert all(e["file"].startswith("/proc/") for e in denials)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="what root can do")
+def test_without_hardened_a_root_program_can_open_supervs_memory(superv):
+    """Why hardened.yaml guards /proc: natively, a program run by root opens
+    its parent's (superv's) memory for writing."""
+    run = superv([sys.executable, "-c", PROC_OF_PARENT])
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.decode().splitlines()[0] == "mem opened"
