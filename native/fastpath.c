@@ -101,6 +101,7 @@ typedef struct fd_entry {
     char *fragment;           /* "class":"net","detail":"..." */
     Py_ssize_t fragment_len;
     Counters *counters;       /* owned reference */
+    int16_t rule_of_kind[MAX_KINDS]; /* the policy rule deciding each call kind: index+1, 0 the default */
 } fd_entry;
 
 typedef struct proc {
@@ -366,11 +367,21 @@ static void put_time(out_t *o, const struct timespec *ts, int digits)
     put(o, frac, (size_t)digits);
 }
 
+/* ---- the calls each policy rule decided, for summary.json ----------------
+ * Python tells, per cached fd and call kind, which rule decides the call (it
+ * serves an fd here only when that decision is allow or log); lifecycle
+ * calls are taken here only when no rule names them: the default's. */
+#define RULES_MAX 1024
+static unsigned long long rule_calls[RULES_MAX + 1]; /* [0]: the default */
+static int counting_rules;
+
 static void record(proc *p, const call_t *c, long long result, unsigned long long moved, int interrupted)
 {
     fd_entry *e = c->e;
     Counters *k = e->counters;
     unsigned long long seq = p->next_seq++;
+    if (counting_rules)
+        rule_calls[e->rule_of_kind[c->kind]]++;
     k->calls++;
     k->kind_calls[c->kind]++;
     k->kind_bytes[c->kind] += moved;
@@ -1086,6 +1097,8 @@ static void add_note(int what, int pid, int tid, int value, unsigned long long s
 static void record_lifecycle(proc *p, task *t, const char *name, const char *field, long long value,
                              unsigned long long seq)
 {
+    if (counting_rules)
+        rule_calls[0]++;
     struct timespec wall, mono;
     clock_gettime(CLOCK_REALTIME, &wall);
     clock_gettime(CLOCK_MONOTONIC, &mono);
@@ -1720,6 +1733,28 @@ static PyObject *f_budget_spend(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* count_rules(n): count the calls of n rules and the default from now on. */
+static PyObject *f_count_rules(PyObject *self, PyObject *arg)
+{
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (n < 0 || n > RULES_MAX)
+        return PyErr_Format(PyExc_ValueError, "at most %d rules", RULES_MAX);
+    memset(rule_calls, 0, sizeof rule_calls);
+    counting_rules = (int)n + 1;
+    Py_RETURN_NONE;
+}
+
+/* rule_totals() -> [the default's calls, rule 0's, rule 1's...] taken here */
+static PyObject *f_rule_totals(PyObject *self, PyObject *noargs)
+{
+    PyObject *totals = PyList_New(counting_rules);
+    for (int i = 0; totals && i < counting_rules; i++)
+        PyList_SET_ITEM(totals, i, PyLong_FromUnsignedLongLong(rule_calls[i]));
+    return totals;
+}
+
 static PyObject *f_budget_totals(PyObject *self, PyObject *noargs)
 {
     PyObject *totals = PyList_New(nbudgets);
@@ -1902,7 +1937,8 @@ static PyObject *f_seq_count(PyObject *self, PyObject *args)
     return PyLong_FromUnsignedLongLong(p ? p->next_seq : 0);
 }
 
-/* cache_fd(pid, fd, dup, mode, is_net, tag, fragment, counters, key, peer_key): takes the dup. */
+/* cache_fd(pid, fd, dup, mode, is_net, tag, fragment, counters, key, peer_key, tcp, rules): takes the
+ * dup.  rules: bytes, the deciding rule of each call kind (index+1; 0 the default), or b"". */
 static PyObject *f_cache_fd(PyObject *self, PyObject *args)
 {
     int pid, fd, dup, mode, is_net;
@@ -1912,9 +1948,19 @@ static PyObject *f_cache_fd(PyObject *self, PyObject *args)
     PyObject *counters;
     unsigned long long key, peer_key;
     int tcp;
-    if (!PyArg_ParseTuple(args, "iiiipss#O!KKp", &pid, &fd, &dup, &mode, &is_net, &tag, &fragment, &fragment_len,
-                          &CountersType, &counters, &key, &peer_key, &tcp))
+    Py_buffer rules;
+    if (!PyArg_ParseTuple(args, "iiiipss#O!KKpy*", &pid, &fd, &dup, &mode, &is_net, &tag, &fragment,
+                          &fragment_len, &CountersType, &counters, &key, &peer_key, &tcp, &rules))
         return NULL;
+    int16_t rule_of_kind[MAX_KINDS] = {0};
+    Py_ssize_t nrules = rules.len / (Py_ssize_t)sizeof(int16_t);
+    memcpy(rule_of_kind, rules.buf, (size_t)(nrules < MAX_KINDS ? nrules : MAX_KINDS) * sizeof(int16_t));
+    PyBuffer_Release(&rules);
+    for (int i = 0; i < MAX_KINDS; i++)
+        if (rule_of_kind[i] < 0 || rule_of_kind[i] > RULES_MAX) {
+            close(dup);
+            return PyErr_Format(PyExc_ValueError, "rule index %d out of range", rule_of_kind[i]);
+        }
     proc *p = find_proc(pid);
     if (!p || fd < 0 || fd > (1 << 20)) {
         close(dup);
@@ -1941,6 +1987,7 @@ static PyObject *f_cache_fd(PyObject *self, PyObject *args)
     }
     memcpy(e->fragment, fragment, (size_t)fragment_len);
     e->fragment_len = fragment_len;
+    memcpy(e->rule_of_kind, rule_of_kind, sizeof rule_of_kind);
     e->refs = 1;
     e->key = key;
     e->peer_key = peer_key;
@@ -2117,6 +2164,9 @@ static PyMethodDef methods[] = {
      "set_budgets([(class tag or '', inward, limit, stops)]): a policy's budgets, spent from zero"},
     {"budget_spend", f_budget_spend, METH_VARARGS, "budget_spend(index, bytes): bytes Python moved"},
     {"budget_totals", f_budget_totals, METH_NOARGS, "budget_totals() -> bytes spent, per budget"},
+    {"count_rules", f_count_rules, METH_O, "count_rules(n): count, from now on, the calls each of n rules decides"},
+    {"rule_totals", f_rule_totals, METH_NOARGS,
+     "rule_totals() -> calls decided here: [by the default, by rule 0, by rule 1...]"},
     {"init", f_init, METH_VARARGS,
      "init(listener, handler, table, kinds): set up before run()"},
     {"run", f_run, METH_NOARGS, "run(): the receiver loop, until no traced task is left or stop()"},
@@ -2134,7 +2184,7 @@ static PyMethodDef methods[] = {
     {"take_seq", f_take_seq, METH_VARARGS, "take_seq(pid) -> the process's next call number"},
     {"seq_count", f_seq_count, METH_VARARGS, "seq_count(pid) -> how many call numbers were taken"},
     {"cache_fd", f_cache_fd, METH_VARARGS,
-     "cache_fd(pid, fd, dup, mode, is_net, tag, fragment, counters, key, peer_key, tcp) -> bool: "
+     "cache_fd(pid, fd, dup, mode, is_net, tag, fragment, counters, key, peer_key, tcp, rules) -> bool: "
      "the fast path may take it; key names its channel, peer_key the one its bytes reach (0: unknown)"},
     {"is_cached", f_is_cached, METH_VARARGS, "is_cached(pid, fd) -> bool"},
     {"drop_fds", f_drop_fds, METH_VARARGS, "drop_fds(pid, first, last): close our copies of those fds"},

@@ -112,18 +112,18 @@ def load_policy(path: str):
 
 
 def policy_summary(enforced, in_kernel: set[str], hits, budgets_spent: list[int]) -> dict:
-    """summary.json's "policy": per rule, its action and the calls it denied
-    or killed.  null where nobody counts: the kernel's filter (the rules
-    labelled in_kernel), and allow and log (the fast path serves an fd the
-    policy allows or logs without consulting it: the records carry the hit)."""
+    """summary.json's "policy": per rule, its action and the calls it
+    decided (for allow and log, let through; for deny and kill, stopped).
+    null where nobody counts: the kernel's filter (the rules labelled
+    in_kernel, unless the supervisor decided some of their calls)."""
 
-    def counted(label, action):
-        return None if action in ("allow", "log") or label in in_kernel and not hits.get(label) else hits.get(label, 0)
+    def counted(label):
+        return None if label in in_kernel and not hits.get(label) else hits.get(label, 0)
 
-    rules = [{"rule": r.label, "line": r.line, "action": r.action, "calls": counted(r.label, r.action),
+    rules = [{"rule": r.label, "line": r.line, "action": r.action, "calls": counted(r.label),
               "in_kernel": r.label in in_kernel} for r in enforced.rules]
     summary = {"file": enforced.source, "default": enforced.default,
-               "default_calls": counted("default", enforced.default), "rules": rules}
+               "default_calls": counted("default"), "rules": rules}
     if enforced.budgets:
         summary["budgets"] = [
             {"budget": b.label, "line": b.line, "class": b.fd_class, "direction": b.direction, "limit": b.limit,
@@ -286,7 +286,7 @@ def run(options, program: list[str], superv_argv: list[str]) -> int:
             if enforced is not None:
                 spent = supervisor.report_spent_budgets() if enforced.budgets else []
                 in_kernel = {k.rule.label for k in kernel_rules} | {g.label for g in guards}
-                run_info["policy"] = policy_summary(enforced, in_kernel, supervisor.policy_hits, spent)
+                run_info["policy"] = policy_summary(enforced, in_kernel, supervisor.rule_counts(), spent)
             recorder.write_logs()
             recorder.write_summary(run_info)
             recorder.close()

@@ -11,6 +11,7 @@ Two threads share this state under one lock:
 
 from __future__ import annotations
 
+import array
 import collections
 import errno
 import fcntl
@@ -116,6 +117,9 @@ class Task:
     process: Process
     outcome: "PendingOutcome | None" = None
     exec_decision: "tuple[frozenset[str], str] | None" = None  # for on_exec: (allowed images, rule)
+    # The rule that let its data call through, counted where the call is
+    # served: on_data, or else the fast path counts it itself.
+    data_decided_by: str | None = None
 
 
 @attrs.define
@@ -169,6 +173,8 @@ class Supervisor:
         self.policy_hits: collections.Counter[str] = collections.Counter()  # rule label -> calls
         self.budgets_spent: set[int] = set()  # indexes of the budgets reported spent
         self.own_credentials: procfs.Credentials | None = None  # superv's, for the opens it makes
+        if policy is not None:
+            fastpath.count_rules(len(policy.rules))
         if policy is not None and policy.budgets:
             fastpath.set_budgets([(FdClass(b.fd_class).tag if b.fd_class else "", b.direction == "recv", b.limit,
                                    b.action in ("deny", "kill")) for b in policy.budgets])
@@ -275,6 +281,7 @@ class Supervisor:
                     self._stop_at_budget(n, spec, task):
                 return
             if not progress and self._to_fast_path(n, spec, process):
+                task.data_decided_by = None  # the fast path counted it
                 return
             seq = fastpath.take_seq(process.pid)
             if progress:
@@ -454,8 +461,9 @@ class Supervisor:
         if not FASTPATH or c.io_mode not in FAST_MODES or _endpoints_incomplete(c):
             return
         fragment = self.recorder.fd_fragment(c)
+        rules = b""
         if self.policy is not None:
-            hit = self._policy_on_data_calls(c)
+            hit, rules = self._policy_on_data_calls(c)
             if hit is False:
                 return
             if hit is not None:  # every data call on it is logged by one rule
@@ -465,7 +473,8 @@ class Supervisor:
         stats = self.recorder.ledger.open_fd(process.pid, fd)
         key, peer_key = _channel_keys(c)
         fastpath.cache_fd(process.pid, fd, os.dup(dup), FAST_MODES[c.io_mode], c.fd_class.value == "net",
-                          c.fd_class.tag, fragment, stats.counters, key, peer_key, c.detail in ("tcp", "tcp6"))
+                          c.fd_class.tag, fragment, stats.counters, key, peer_key, c.detail in ("tcp", "tcp6"),
+                          rules)
 
     def _classify(self, process: Process, fd: int, dup: int, previous: Classification | None) -> Classification:
         c = classify(kernel.fd_facts(process.pid, fd, dup))
@@ -501,8 +510,9 @@ class Supervisor:
 
         if spec.name in policy.ADDRESS_IN_MESSAGE and policy.reads_address(self.policy, spec.name):
             return False  # decided in on_data, on the copy of the address the send will use
-        if spec.name in policy.OPEN_CHECKED and policy.reads_path(self.policy, spec.name):
-            return self._open_checked(n, spec, task)
+        if spec.name in policy.OPEN_CHECKED and policy.reads_path(self.policy, spec.name) and \
+                self._open_checked(n, spec, task):
+            return True  # else no path can change the decision, taken below on the other facts
         # connect's address is read once, decided on, and connected to by the
         # supervisor itself: the program cannot change it in between.
         checked = spec.name in ("connect", "bind") and policy.reads_address(self.policy, spec.name) and \
@@ -527,7 +537,9 @@ class Supervisor:
         if exec_path is not None and decision.action in ("allow", "log"):
             # The kernel reads the path again: what runs is checked once it runs.
             task.exec_decision = (_images_of(exec_path), label)
-        if decision.action != "allow":
+        if spec.handling is Handling.DATA and decision.action in ("allow", "log"):
+            task.data_decided_by = label
+        else:
             self.policy_hits[label] += 1
         if decision.action in ("allow", "log"):
             if decision.action == "log":
@@ -633,8 +645,7 @@ class Supervisor:
 
     def _open_decided(self, n: Notification, spec, task: Task, seq: int, fields: dict, decision) -> bool:
         """Refuse the open when the decision says so (True); mark a logged one."""
-        if decision.action != "allow":
-            self.policy_hits[decision.label] += 1
+        self.policy_hits[decision.label] += 1
         if decision.action == "log":
             self.recorder.mark_next_call(n.tid, decision.label, "log")
         elif decision.action in ("deny", "kill"):
@@ -771,9 +782,9 @@ class Supervisor:
 
         address = op.sink.name if isinstance(op, WriteOp) else None
         decision = policy.decide(self.policy, self._call_facts(n, spec, task, address))
+        self.policy_hits[decision.label] += 1
         if decision.action == "allow":
             return None
-        self.policy_hits[decision.label] += 1
         if decision.action == "log":
             self.recorder.mark_next_call(n.tid, decision.label, "log")
             return None
@@ -901,28 +912,46 @@ class Supervisor:
             return None  # a bad fd: the call fails by itself
         return process.fds.get(fd)
 
-    def _policy_on_data_calls(self, c: Classification) -> dict | bool | None:
+    def _policy_on_data_calls(self, c: Classification) -> tuple[dict | bool | None, bytes]:
         """The fast path does not consult the policy: it may take an fd's data
         calls when the policy allows every one of them (None), or logs every
-        one by the same rule (the hit its records carry); False otherwise."""
+        one by the same rule (the hit its records carry); False otherwise.
+        With it, the rule deciding each call kind, for the counts (an array
+        of int16 by syscalls.KIND_INDEX: 0 the default, else rule index + 1)."""
         from . import policy
 
         outcomes = set()
+        rules = array.array("h", bytes(2 * len(syscalls.CALL_KINDS)))
         for s in syscalls.TABLE:
             if s.layout in FAST_LAYOUTS:
                 decision = policy.decide(self.policy, _fd_facts(s.name, POLICY_DIRECTION[s.direction], c, c.remote))
                 outcomes.add(None if decision.action == "allow" else (decision.action, decision.label))
+                for kind in (s.name, "recv" if s.direction is syscalls.Direction.IN else "send"):
+                    if kind == s.name or s.layout is syscalls.Layout.SOCK:
+                        rules[syscalls.KIND_INDEX[kind]] = policy.rule_index(self.policy, decision)
         if len(outcomes) != 1:
-            return False
+            return False, b""
         [outcome] = outcomes
         if outcome is None:
-            return None
+            return None, rules.tobytes()
         action, label = outcome
-        return {"rule": label, "action": "log"} if action == "log" else False
+        return ({"rule": label, "action": "log"} if action == "log" else False), rules.tobytes()
+
+    def rule_counts(self) -> collections.Counter[str]:
+        """The calls each rule (by label) and the default decided, in Python
+        and in the fast path."""
+        counts = collections.Counter(self.policy_hits)
+        labels = ["default"] + [rule.label for rule in self.policy.rules]
+        for label, calls in zip(labels, fastpath.rule_totals()):
+            counts[label] += calls
+        return counts
 
     # ------------------------------------------------------------------ data calls
 
     def on_data(self, n: Notification, spec, task: Task, seq: int, progress: int = 0) -> None:
+        if task.data_decided_by is not None:
+            self.policy_hits[task.data_decided_by] += 1
+            task.data_decided_by = None
         process = task.process
         kind = syscalls.call_kind(spec, n.args)
         caller = Caller(n.tid, process.pid, n.id, self.listener)
@@ -1387,7 +1416,6 @@ class Supervisor:
             return True
         process.exec_attempt = None
         if attempt.allowed_images is not None and _running_image(process.pid) not in attempt.allowed_images:
-            self.policy_hits[attempt.decided_by] += 1
             self.recorder.policy_hit(process.pid, task.tid, fastpath.take_seq(process.pid), "execve",
                                      attempt.decided_by, "kill")
             self._send_signal(task.tid, process.pid, signal.SIGKILL)

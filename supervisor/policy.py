@@ -270,13 +270,16 @@ def guards(policy: Policy) -> tuple[Rule, ...]:
 
 
 def leaves_alone(policy: Policy, syscall: str) -> bool:
-    """No rule, and not the default, can do anything but allow this call."""
+    """No rule names this call and the default allows it: each such call is
+    the default's, whatever its arguments."""
     if policy.default != "allow":
         return False
-    return not any(
-        rule.action != "allow" and (syscall in rule.syscalls if rule.syscalls is not None else syscall in TRACED)
-        for rule in policy.rules
-    )
+    return not any(syscall in (rule.syscalls if rule.syscalls is not None else TRACED) for rule in policy.rules)
+
+
+def rule_index(policy: Policy, decision: Decision) -> int:
+    """0 for the default, else the deciding rule's place in the file + 1."""
+    return 0 if decision.rule is None else policy.rules.index(decision.rule) + 1
 
 
 def _reads_path(rule: Rule, syscall: str) -> bool:
