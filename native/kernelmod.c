@@ -479,6 +479,31 @@ static PyObject *k_connect_nowait(PyObject *self, PyObject *args)
     return PyLong_FromLong(rc);
 }
 
+/* accept4() on the target's listening socket (its duplicate) that never
+ * blocks, as connect_nowait(): (new fd, peer's raw struct sockaddr), or
+ * -errno (EAGAIN: nothing to accept yet).  The new fd is close-on-exec here;
+ * flags: the program's SOCK_NONBLOCK. */
+static PyObject *k_accept_nowait(PyObject *self, PyObject *args)
+{
+    int fd, accept_flags;
+    if (!PyArg_ParseTuple(args, "ii", &fd, &accept_flags))
+        return NULL;
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0)
+        return PyLong_FromLong(-errno);
+    struct sockaddr_storage peer;
+    socklen_t len = sizeof peer;
+    if (!(flags & O_NONBLOCK))
+        fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    int made = accept4(fd, (struct sockaddr *)&peer, &len, (accept_flags & SOCK_NONBLOCK) | SOCK_CLOEXEC);
+    int error = errno;
+    if (!(flags & O_NONBLOCK))
+        fcntl(fd, F_SETFL, flags);
+    if (made < 0)
+        return PyLong_FromLong(-error);
+    return Py_BuildValue("(iy#)", made, (const char *)&peer, (Py_ssize_t)len);
+}
+
 /* bind() with a raw struct sockaddr: the supervisor binds the target's
  * socket (its duplicate) to its own copy of the address.  0 or -errno. */
 static PyObject *k_bind_raw(PyObject *self, PyObject *args)
@@ -607,6 +632,8 @@ static PyMethodDef methods[] = {
     {"connect_nowait", k_connect_nowait, METH_VARARGS,
      "connect_nowait(fd, sockaddr bytes) -> 0 or -errno, never blocking (EINPROGRESS, EALREADY)"},
     {"bind_raw", k_bind_raw, METH_VARARGS, "bind_raw(fd, sockaddr bytes) -> 0 or -errno"},
+    {"accept_nowait", k_accept_nowait, METH_VARARGS,
+     "accept_nowait(fd, flags) -> (new fd, peer sockaddr bytes) or -errno, never blocking"},
     {"tgkill", k_tgkill, METH_VARARGS, "tgkill(tgid, tid, sig)"},
     {"tee", k_tee, METH_VARARGS, "tee(fd_in, fd_out, len, flags) -> count duplicated"},
     {"ptrace_interrupt", k_ptrace_interrupt, METH_VARARGS,

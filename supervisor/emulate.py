@@ -698,6 +698,40 @@ class ConnectOp(Operation):
         os.close(self.fd.dup)
 
 
+class AcceptOp(Operation):
+    """accept() made by the supervisor on the program's listening socket, so
+    that a policy decides on the peer before the program sees it.  It never
+    blocks: a blocking accept waits (POLLIN) as natively, interruptible and
+    bounded by SO_RCVTIMEO alike.  attempt() gives the new socket, here."""
+
+    def __init__(self, fd: OpenFd, flags: int):
+        self.fd = fd
+        self.flags = flags  # accept4's SOCK_NONBLOCK / SOCK_CLOEXEC
+        self.blocking = not fd.nonblocking
+        self.peer = b""  # the accepted socket's raw struct sockaddr
+
+    def attempt(self) -> int | None:
+        result = _kernel.accept_nowait(self.fd.dup, self.flags)
+        if result == -errno.EAGAIN:
+            return self._would_block(self.fd, select.POLLIN)
+        if isinstance(result, int):
+            return result
+        made, self.peer = result
+        return made
+
+    def legs(self, result: int) -> list[Leg]:
+        return []
+
+    def order_key(self):
+        return (self.fd.identity, "accept")
+
+    def timeout_option(self):
+        return (self.fd, socket.SO_RCVTIMEO)
+
+    def release(self) -> None:
+        os.close(self.fd.dup)
+
+
 def _so_error(fd: int) -> int:
     """SO_ERROR, read (and so cleared) as the kernel's own connect() does."""
     with socket.socket(fileno=os.dup(fd)) as s:

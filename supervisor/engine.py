@@ -31,7 +31,7 @@ from . import _fastpath as fastpath
 from . import _kernel, kernel, pathwalk, procfs, syscalls
 from .classify import Classification, FdClass, IoMode, SocketFacts, classify, format_sockaddr, socket_detail
 from .datacalls import Builder, Immediate, Passthrough
-from .emulate import Caller, ConnectOp, OpenFd, Operation, Scratch, WriteOp, poll_now
+from .emulate import AcceptOp, Caller, ConnectOp, OpenFd, Operation, Scratch, WriteOp, poll_now
 from .kernel import ERESTARTSYS, Listener, Notification
 from .ledger import Leg
 from .recorder import Recorder
@@ -513,6 +513,10 @@ class Supervisor:
         if spec.name in policy.OPEN_CHECKED and policy.reads_path(self.policy, spec.name) and \
                 self._open_checked(n, spec, task):
             return True  # else no path can change the decision, taken below on the other facts
+        if spec.name in ("accept", "accept4") and policy.reads_address(self.policy, spec.name) and \
+                self._inet_socket(task.process, as_int(spec.arg("fd", n.args))):
+            self._accept(n, spec, task)  # decided on the peer, in _accepted
+            return True
         # connect's address is read once, decided on, and connected to by the
         # supervisor itself: the program cannot change it in between.
         checked = spec.name in ("connect", "bind") and policy.reads_address(self.policy, spec.name) and \
@@ -900,6 +904,66 @@ class Supervisor:
         op = ConnectOp(opened, address)
         self._run(Parked(n, task, op, seq, spec, spec.name, op.order_key()))
 
+    def _accept(self, n: Notification, spec, task: Task) -> None:
+        """accept() made here on the program's listening socket: the peer is
+        decided on before the program sees the connection."""
+        process = task.process
+        fd = as_int(spec.arg("fd", n.args))
+        seq = fastpath.take_seq(process.pid)
+        flags = spec.arg("flags", n.args) & 0xFFFFFFFF if "flags" in spec.args else 0
+        try:
+            if flags & ~(socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC):
+                raise Immediate(-errno.EINVAL)
+            opened = self.open_fd(process, fd)
+        except Immediate as answer:
+            self.recorder.other_call(process.pid, n.tid, seq, spec.name, f"{spec.name}({fd}, ...)", answer.value,
+                                     fd=fd)
+            self.listener.answer(n.id, answer.value)
+            return
+        op = AcceptOp(opened, flags)
+        self._run(Parked(n, task, op, seq, spec, spec.name, op.order_key()))
+
+    def _accepted(self, parked: Parked, result: int, interrupted: bool) -> None:
+        """An accept made here is over: decide on the peer, then give the
+        program the connection (the peer's address where it asked, then the
+        socket, with ADDFD|SEND), or refuse it (the connection is closed)."""
+        from . import policy
+
+        op, n, task, spec = parked.op, parked.notification, parked.task, parked.syscall
+        pid = task.process.pid
+        fields = {"fd": op.fd.fd}
+        if result < 0:
+            self.recorder.other_call(pid, n.tid, parked.seq, spec.name, _describe(spec, fields),
+                                     None if interrupted else result, **fields,
+                                     **({"interrupted": True} if interrupted else {}))
+            self.listener.answer(n.id, result)
+            return
+        connection = result
+        try:
+            fields["address"] = format_sockaddr(op.peer)
+            decision = policy.decide(self.policy, self._call_facts(n, spec, task, op.peer))
+            self.policy_hits[decision.label] += 1
+            if decision.action in ("deny", "kill"):
+                self._refuse(n, spec, task, parked.seq, decision.action, decision.errno, decision.label, fields)
+                return
+            if decision.action == "log":
+                self.recorder.mark_next_call(n.tid, decision.label, "log")
+            result = _give_peer_address(n, spec, op.peer)
+            if result == 0:
+                try:
+                    result = self.listener.install_fd_as_answer(n.id, connection, bool(op.flags & os.O_CLOEXEC))
+                except OSError as e:  # EMFILE: the program's own fd limit
+                    result = -e.errno
+                if result is None:
+                    return  # the program died meanwhile
+            if result < 0:
+                self.listener.answer(n.id, result)
+            else:
+                self._forget_fd_view(task.process, result)
+            self.recorder.other_call(pid, n.tid, parked.seq, spec.name, _describe(spec, fields), result, **fields)
+        finally:
+            os.close(connection)
+
     def _classification_for_policy(self, process: Process, fd: int) -> Classification | None:
         if fd < 0:
             return None
@@ -1006,6 +1070,9 @@ class Supervisor:
         # A restart code is not what the program sees: it gets EINTR, or the
         # call runs again (SA_RESTART) as a new notification, recorded then.
         interrupted = -516 <= result <= -ERESTARTSYS
+        if isinstance(op, AcceptOp):
+            self._accepted(parked, result, interrupted)
+            return
         if isinstance(op, ConnectOp):
             fields = {"fd": op.fd.fd, "address": format_sockaddr(op.address)}
             self.recorder.other_call(parked.task.process.pid, n.tid, parked.seq, parked.syscall.name,
@@ -1569,6 +1636,24 @@ def _open_request(n: Notification, spec) -> pathwalk.OpenRequest | int:
     if spec.name != "openat2":
         mode = mode & 0o7777 if flags & (os.O_CREAT | pathwalk.O_TMPFILE) else 0
     return pathwalk.OpenRequest(dirfd, path, flags, mode, resolve)
+
+
+def _give_peer_address(n: Notification, spec, peer: bytes) -> int:
+    """Write an accepted peer's address where accept() asked for it, as the
+    kernel does (truncated to the room given; the full length in addrlen):
+    0, or -errno."""
+    address, length_at = spec.arg("addr", n.args), spec.arg("addrlen", n.args)
+    if not address:
+        return 0
+    try:
+        room = as_int(kernel.read_u32(n.tid, length_at))
+        if room < 0:
+            return -errno.EINVAL
+        kernel.write_memory(n.tid, address, peer[:room])
+        kernel.write_u32(n.tid, length_at, len(peer))
+    except OSError:
+        return -errno.EFAULT
+    return 0
 
 
 def _lifecycle_fields(spec, n: Notification, task: Task) -> dict:

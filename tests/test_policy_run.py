@@ -14,7 +14,7 @@ import threading
 
 import pytest
 
-from conftest import REPO, SUPERV, Run, free_port, wait_for
+from conftest import REPO, SUPERV, Run, finish, free_port, start_superv, wait_for
 
 POLICIES = REPO / "policies"
 
@@ -647,3 +647,63 @@ def test_the_summary_counts_every_call_each_rule_decided(superv, tmp_path):
     summary = policy_of(run)
     assert summary["rules"][0]["calls"] == len(pipe_io)
     assert summary["default_calls"] == len(calls) - len(pipe_io)
+
+
+ACCEPTING_SERVER = """\
+import errno, socket, sys
+server = socket.socket()
+server.bind(("0.0.0.0", 0))
+server.listen(8)
+print("port", server.getsockname()[1], flush=True)
+server.settimeout(0.2)  # non-blocking underneath: accept4 says EAGAIN
+try:
+    server.accept()
+except TimeoutError:
+    print("timed out", flush=True)
+server.settimeout(None)
+for _ in range(3):
+    try:
+        connection, (host, port) = server.accept()
+    except OSError as e:
+        print("accept", errno.errorcode[e.errno], flush=True)
+        continue
+    print("accepted", host, connection.recv(16).decode().strip(), connection.getpeername()[0], flush=True)
+    connection.sendall(b"bye\\n")
+    connection.close()
+"""
+
+
+def test_accept_is_decided_on_the_peer_before_the_program_sees_it(superv, tmp_path):
+    """addr on accept: superv accepts on the program's listening socket,
+    decides on the peer, and installs the connection (with the peer's
+    address written where accept asked) or closes it and fails the call."""
+    with_rules = policy_option(tmp_path, (
+        "version: 1\nrules:\n"
+        "  - {name: local-peers, syscalls: [accept, accept4], addr: [127.0.0.1/32], action: allow}\n"
+        "  - {name: other-peers, syscalls: [accept, accept4], action: deny, errno: ECONNABORTED}\n"
+    ))
+    (tmp_path / "server.py").write_text(ACCEPTING_SERVER)
+    proc, out = start_superv([sys.executable, tmp_path / "server.py"], tmp_path, options=with_rules)
+    port = int(proc.stdout.readline().split()[1])
+    assert proc.stdout.readline() == b"timed out\n"
+    replies = []
+    for source, line in (("127.0.0.1", b"one\n"), ("127.0.0.2", b"two\n"), ("127.0.0.1", b"three\n")):
+        with socket.socket() as client:
+            client.bind((source, 0))
+            client.connect(("127.0.0.1", port))
+            client.sendall(line)
+            try:
+                replies.append(client.recv(16))
+            except ConnectionResetError:
+                replies.append(b"reset")
+    run = finish(proc, out)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.decode().splitlines() == [
+        "accepted 127.0.0.1 one 127.0.0.1", "accept ECONNABORTED", "accepted 127.0.0.1 three 127.0.0.1"]
+    assert replies[0] == replies[2] == b"bye\n" and replies[1] in (b"", b"reset")
+    [refused] = policy_events(run)
+    assert (refused["syscall"], refused["policy"]["rule"], refused["result"]) == (
+        "accept4", "other-peers", -errno.ECONNABORTED)
+    assert refused["address"].startswith("127.0.0.2:")
+    rules = {r["rule"]: r["calls"] for r in policy_of(run)["rules"]}
+    assert rules == {"local-peers": 2, "other-peers": 1}
