@@ -663,9 +663,12 @@ class ConnectOp(Operation):
     blocks: the handshake is started at once and waited for (POLLOUT) as a
     blocking connect waits, interruptible and bounded by SO_SNDTIMEO alike."""
 
-    def __init__(self, fd: OpenFd, address: bytes):
+    def __init__(self, fd: OpenFd, address: bytes, socket_file=None):
         self.fd = fd
-        self.address = address
+        self.address = address  # the program's
+        # A unix socket path: the file superv found for it, which it
+        # connects to instead (its .used address), held open until done.
+        self.socket_file = socket_file
         self.blocking = not fd.nonblocking
         self.started = False
 
@@ -674,7 +677,8 @@ class ConnectOp(Operation):
             err = _so_error(self.fd.dup)
             return -err if err else 0
         self.started = True
-        result = _kernel.connect_nowait(self.fd.dup, self.address)
+        used = self.address if self.socket_file is None else self.socket_file.used
+        result = _kernel.connect_nowait(self.fd.dup, used)
         # A blocking connect waits where a non-blocking one says EINPROGRESS;
         # restarted after a signal, it waits again (EALREADY without waiting).
         if result in (-errno.EINPROGRESS, -errno.EALREADY) and self.blocking:
@@ -696,6 +700,8 @@ class ConnectOp(Operation):
 
     def release(self) -> None:
         os.close(self.fd.dup)
+        if self.socket_file is not None:
+            self.socket_file.close()
 
 
 class AcceptOp(Operation):

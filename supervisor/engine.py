@@ -123,6 +123,21 @@ class Task:
 
 
 @attrs.define
+class UnixSocketFile:
+    """The file a unix socket address names (see _unix_socket_file)."""
+
+    path: str | None  # for the decision: the file reached, "@name" (abstract), or None
+    used: bytes  # the struct sockaddr superv connects to
+    reached: "pathwalk.Reached | None" = None  # what `used` holds open
+    error: int = 0  # errno the program's own call would meet
+
+    def close(self) -> None:
+        if self.reached is not None:
+            self.reached.close()
+            self.reached = None
+
+
+@attrs.define
 class PendingOutcome:
     """A continued lifecycle call whose result is learnt at the thread's next
     call, when the kernel has run it: the new fds in the fd table, the pair
@@ -519,8 +534,12 @@ class Supervisor:
             return True
         # connect's address is read once, decided on, and connected to by the
         # supervisor itself: the program cannot change it in between.
-        checked = spec.name in ("connect", "bind") and policy.reads_address(self.policy, spec.name) and \
-            self._inet_socket(task.process, as_int(spec.arg("fd", n.args)))
+        fd_class = self._classification_for_policy(task.process, as_int(n.args[0])) \
+            if spec.name in ("connect", "bind") else None
+        inet = fd_class is not None and fd_class.detail in ("tcp", "tcp6", "udp", "udp6")
+        unix = fd_class is not None and fd_class.detail.startswith("unix")
+        checked = inet and policy.reads_address(self.policy, spec.name) or \
+            unix and spec.name in policy.PATH_CHECKED and policy.reads_path(self.policy, spec.name)
         address = self._read_sockaddr(n, spec) if checked else None
         if isinstance(address, int):  # the address cannot be read: as the kernel would say
             self.recorder.other_call(task.process.pid, n.tid, fastpath.take_seq(task.process.pid), spec.name,
@@ -535,6 +554,10 @@ class Supervisor:
         facts = self._call_facts(n, spec, task, address)
         if exec_path is not None:
             facts = attrs.evolve(facts, path=exec_path)
+        socket_file = None
+        if unix and address is not None:
+            socket_file = self._unix_socket_file(n, task, address)
+            facts = attrs.evolve(facts, path=socket_file.path)
         decision = policy.decide(self.policy, facts)
         label = decision.label
         pid = task.process.pid
@@ -550,13 +573,46 @@ class Supervisor:
                 self.recorder.mark_next_call(n.tid, label, "log")
             if address is None:
                 return False
-            if spec.name == "bind":
+            if socket_file is not None and socket_file.error:
+                socket_file.close()
+                fields = {"fd": as_int(n.args[0]), "address": format_sockaddr(address)}
+                self.recorder.other_call(pid, n.tid, fastpath.take_seq(pid), spec.name, _describe(spec, fields),
+                                         -socket_file.error, **fields)
+                self.listener.answer(n.id, -socket_file.error)
+            elif spec.name == "bind":
                 self._bind(n, spec, task, address)
             else:
-                self._connect(n, spec, task, address)
+                self._connect(n, spec, task, address, socket_file)
             return True
-        self._refuse(n, spec, task, fastpath.take_seq(pid), decision.action, decision.errno, label)
+        fields = None
+        if address is not None:  # what was decided on
+            fields = {"fd": as_int(n.args[0]), "address": format_sockaddr(address)}
+        if socket_file is not None:
+            fields["file"] = socket_file.path
+            socket_file.close()
+        self._refuse(n, spec, task, fastpath.take_seq(pid), decision.action, decision.errno, label, fields)
         return True
+
+    def _unix_socket_file(self, n: Notification, task: Task, address: bytes) -> UnixSocketFile:
+        """The file a unix socket address names, found as the program's own
+        connect would find it (pathwalk), and the address superv connects
+        to instead: /proc/self/fd/N of the pinned socket file.  An abstract
+        or unnamed address is used as it is."""
+        if len(address) <= 2 or address[2] == 0:
+            return UnixSocketFile(format_sockaddr(address), address)
+        request = pathwalk.OpenRequest(pathwalk.AT_FDCWD, address[2:].split(b"\0", 1)[0], 0, 0)
+        try:
+            reached = pathwalk.reach(n.tid, task.process.pid, task.process.pidfd, request)
+        except OSError as e:
+            return UnixSocketFile(pathwalk.lexical_path(n.tid, request), address, error=e.errno)
+        used = address[:2] + f"/proc/self/fd/{reached.pinned}".encode() + b"\0"
+        if reached.pinned is None:
+            error = errno.ENOENT
+        elif not stat.S_ISSOCK(os.fstat(reached.pinned).st_mode):
+            error = errno.ECONNREFUSED
+        else:
+            error = max(-self._acting_for(n.tid, task.process.pid, creates=False), 0)
+        return UnixSocketFile(reached.path, used, reached, error)
 
     def _open_checked(self, n: Notification, spec, task: Task) -> bool:
         """An open whose path some rule reads: the supervisor walks the path
@@ -663,23 +719,32 @@ class Supervisor:
         umask of a creation."""
         if at_supervisor or pathwalk.procfs_needs_attach(reached, pid):
             return errno.EACCES
+        umask = self._acting_for(tid, pid, creates)
+        if umask < 0:
+            return -umask
+        reached.umask = umask
+        return 0
+
+    def _acting_for(self, tid: int, pid: int, creates: bool) -> int:
+        """Before superv makes a file system call for the program with its
+        own credentials: the program's umask (0o022 when nothing is
+        created), or -EACCES when their credentials differ (noted)."""
         if self.own_credentials is None:
             self.own_credentials = attrs.evolve(procfs.credentials("thread-self"), umask=0)
         # Without capabilities superv's user cannot have changed its
         # program's credentials (no_new_privs: no set-user-ID either).
         privileged = int(self.own_credentials.capabilities, 16) != 0
         if not (privileged or creates):
-            return 0
+            return 0o022
         try:
             theirs = procfs.credentials(tid)
         except OSError:
-            return errno.ESRCH
+            return -errno.ESRCH
         if privileged and attrs.evolve(theirs, umask=0) != self.own_credentials:
-            self.recorder.note(pid, f"open refused: the program's credentials ({theirs.uids}) are not superv's, "
-                                    "which would make the open")
-            return errno.EACCES
-        reached.umask = theirs.umask
-        return 0
+            self.recorder.note(pid, f"refused: the program's credentials ({theirs.uids}) are not superv's, "
+                                    "which would make the call")
+            return -errno.EACCES
+        return theirs.umask
 
     def _open_and_install(self, n: Notification, spec, task: Task, seq: int, fields: dict, reached,
                           request) -> None:
@@ -889,8 +954,9 @@ class Supervisor:
         self.recorder.other_call(process.pid, n.tid, seq, spec.name, _describe(spec, fields), result, **fields)
         self.listener.answer(n.id, result)
 
-    def _connect(self, n: Notification, spec, task: Task, address: bytes) -> None:
-        """connect() made here on the program's socket, with our copy."""
+    def _connect(self, n: Notification, spec, task: Task, address: bytes, socket_file=None) -> None:
+        """connect() made here on the program's socket, with our copy (a unix
+        socket: to the file it names, socket_file)."""
         process = task.process
         fd = as_int(spec.arg("fd", n.args))
         seq = fastpath.take_seq(process.pid)
@@ -898,10 +964,12 @@ class Supervisor:
         try:
             opened = self.open_fd(process, fd)
         except Immediate as answer:
+            if socket_file is not None:
+                socket_file.close()
             self.recorder.other_call(process.pid, n.tid, seq, spec.name, f"connect({fd}, ?)", answer.value, fd=fd)
             self.listener.answer(n.id, answer.value)
             return
-        op = ConnectOp(opened, address)
+        op = ConnectOp(opened, address, socket_file)
         self._run(Parked(n, task, op, seq, spec, spec.name, op.order_key()))
 
     def _accept(self, n: Notification, spec, task: Task) -> None:
@@ -1075,6 +1143,8 @@ class Supervisor:
             return
         if isinstance(op, ConnectOp):
             fields = {"fd": op.fd.fd, "address": format_sockaddr(op.address)}
+            if op.socket_file is not None:
+                fields["file"] = op.socket_file.path
             self.recorder.other_call(parked.task.process.pid, n.tid, parked.seq, parked.syscall.name,
                                      _describe(parked.syscall, fields), None if interrupted else result,
                                      **fields, **({"interrupted": True} if interrupted else {}))

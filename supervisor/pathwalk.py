@@ -359,7 +359,7 @@ def open_reached(reached: Reached, flags: int, mode: int) -> int:
         # the walk, a symlink included, fails the creation instead of being
         # opened.  O_NONBLOCK: a FIFO put there cannot make superv wait.
         try:
-            made = _with_umask(reached.umask, flags, lambda: os.open(
+            made = with_umask(reached.umask, lambda: os.open(
                 reached.name, flags | os.O_EXCL | os.O_NONBLOCK, mode, dir_fd=reached.parent))
         except FileExistsError:
             if flags & os.O_EXCL:
@@ -377,19 +377,18 @@ def open_reached(reached: Reached, flags: int, mode: int) -> int:
         raise OSError(errno.ENOTDIR, "not a directory")
     # The pin is the file that was decided on: open exactly it.  Its magic
     # link must be followed, whatever O_NOFOLLOW the program gave.
-    return _with_umask(reached.umask, flags, lambda: os.open(
-        f"/proc/self/fd/{reached.pinned}", flags & ~os.O_NOFOLLOW, mode))
+    reopen = lambda: os.open(f"/proc/self/fd/{reached.pinned}", flags & ~os.O_NOFOLLOW, mode)  # noqa: E731
+    return with_umask(reached.umask, reopen) if flags & O_TMPFILE == O_TMPFILE else reopen()
 
 
-def _with_umask(umask: int, flags: int, opener):
-    """The program's umask applies to what an open creates.  umask is
-    per-process: superv's own files are all created before the program
-    starts or after it ends, so the swap cannot catch one of them."""
-    if not flags & (os.O_CREAT | O_TMPFILE):
-        return opener()
+def with_umask(umask: int, maker):
+    """The program's umask applies to what superv creates for it (a file, a
+    unix socket's file).  umask is per-process: superv's own files are all
+    created before the program starts or after it ends, so the swap cannot
+    catch one of them."""
     saved = os.umask(umask)
     try:
-        return opener()
+        return maker()
     finally:
         os.umask(saved)
 

@@ -320,6 +320,9 @@ EXEC_CHECKED = frozenset({"execve", "execveat"})
 # Opens whose path is walked and decided by the supervisor, which then opens
 # that very file for the program (pathwalk).
 OPEN_CHECKED = GROUPS["@file"]
+# Every call whose path a rule can decide: the socket file a unix connect
+# names is found and pinned as an open's file is, then connected to.
+PATH_CHECKED = EXEC_CHECKED | OPEN_CHECKED | {"connect"}
 # Sends whose address the data path copies once and sends to itself.
 ADDRESS_IN_MESSAGE = frozenset({"sendto", "sendmsg", "sendmmsg"})
 # Of POINTER_ADDRESS, what the supervisor decides on its copy and then makes itself.
@@ -334,10 +337,10 @@ def not_enforced_yet(policy: Policy) -> list[str]:
         if (rule.addrs or rule.ports) and names & POINTER_ADDRESS - ADDRESS_CHECKED:
             calls = ", ".join(sorted(names & POINTER_ADDRESS - ADDRESS_CHECKED))
             problems.append(f"{rule.label} (line {rule.line}): `addr`/`port` on {calls} (addresses the program passes)")
-        if rule.paths and (rule.syscalls is None or rule.syscalls - EXEC_CHECKED - OPEN_CHECKED):
-            calls = "connect, bind, sendto..." if rule.syscalls is None else \
-                ", ".join(sorted(rule.syscalls - EXEC_CHECKED - OPEN_CHECKED))
-            problems.append(f"{rule.label} (line {rule.line}): `path` on {calls} (unix socket paths)")
+        unchecked = (names & POINTER_ADDRESS - PATH_CHECKED) if rule.paths else frozenset()
+        if unchecked:
+            problems.append(f"{rule.label} (line {rule.line}): `path` on {', '.join(sorted(unchecked))} "
+                            "(unix socket paths)")
     return problems
 
 

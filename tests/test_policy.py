@@ -328,11 +328,12 @@ def test_what_run_cannot_enforce_yet_is_listed_by_rule():
           - {name: b, syscalls: [read], class: net, addr: [10.0.0.0/8], action: deny}
           - {name: c, syscalls: [openat], path: [/etc/**], action: deny}
           - {name: f, syscalls: [connect], path: [/run/**], action: deny}
+          - {name: g, syscalls: [bind, sendto], path: [/run/**], action: deny}
         budgets:
           - {direction: send, bytes: 1MiB, action: kill}
         """)
     # a, d, e: connect's, sendto's and sendmmsg's addresses are decided on superv's copy, which it then uses
-    # c: opens are walked and made by superv
+    # c, f: opens and unix connects are walked and made by superv
     assert policy.not_enforced_yet(p) == [
-        "f (line 8): `path` on connect (unix socket paths)",
+        "g (line 9): `path` on bind, sendto (unix socket paths)",
     ]  # and budgets are enforced

@@ -7,12 +7,14 @@ from __future__ import annotations
 import errno
 import os
 import re
+import socket
+import threading
 import subprocess
 import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, wait_for
 
 POLICIES = REPO / "policies"
 # Every open walked and opened by superv, and logged with the file it reached.
@@ -159,3 +161,143 @@ def test_without_hardened_a_root_program_can_open_supervs_memory(superv):
     run = superv([sys.executable, "-c", PROC_OF_PARENT])
     assert run.returncode == 0, run.stderr
     assert run.stdout.decode().splitlines()[0] == "mem opened"
+
+
+UNIX_CLIENT = """\
+import errno, os, socket, sys
+os.chdir(sys.argv[1])
+for name in ("ok/sock", "secret/sock", "ok/link", "ok/missing", "ok/plain", "/proc/self/cwd/ok/sock", "@abstract"):
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect("\\0superv-test-abstract" if name == "@abstract" else name)
+        print(name, "connected", s.recv(16).decode(), s.getpeername() == os.path.abspath("ok/sock"))
+    except OSError as e:
+        print(name, errno.errorcode[e.errno])
+    s.close()
+"""
+
+
+def test_a_unix_socket_path_is_decided_on_the_socket_file_it_reaches(superv, tmp_path):
+    """path on connect: the socket file is found as the program's connect
+    would find it (relative to its working directory, through symlinks and
+    /proc/self), pinned, decided on, and connected to through the pin."""
+    listeners = []
+    for where in ("ok", "secret"):
+        (tmp_path / where).mkdir()
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(str(tmp_path / where / "sock"))
+        listener.listen(8)
+        listeners.append(listener)
+    abstract = socket.socket(socket.AF_UNIX)
+    abstract.bind("\0superv-test-abstract")
+    abstract.listen(8)
+    listeners.append(abstract)
+    (tmp_path / "ok" / "link").symlink_to(tmp_path / "secret" / "sock")
+    (tmp_path / "ok" / "plain").write_text("not a socket\n")
+
+    def serve(listener):
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            connection.sendall(b"hi")
+            connection.close()
+
+    for listener in listeners:
+        threading.Thread(target=serve, args=(listener,), daemon=True).start()
+    (tmp_path / "client.py").write_text(UNIX_CLIENT)
+    program = [sys.executable, tmp_path / "client.py", tmp_path]
+    try:
+        natively = native(program)
+        run = superv(program, options=policy_option(tmp_path, (
+            "version: 1\nrules:\n"
+            f"  - {{name: no-secrets, syscalls: [connect], path: [{tmp_path}/secret/**], action: deny, "
+            "errno: EACCES}\n"
+        )))
+    finally:
+        for listener in listeners:
+            listener.close()
+    assert run.returncode == 0, run.stderr
+    expected = natively.stdout.decode().replace("secret/sock connected hi False", "secret/sock EACCES") \
+        .replace("ok/link connected hi False", "ok/link EACCES")
+    assert natively.stdout.decode().count("connected") == 5
+    assert run.stdout.decode() == expected
+    assert "ok/sock connected hi True" in expected and "ok/missing ENOENT" in expected
+    assert "ok/plain ECONNREFUSED" in expected and "@abstract connected hi False" in expected
+    denials = policy_events(run)
+    assert [(e["address"], e["policy"]["rule"]) for e in denials] == [
+        ("secret/sock", "no-secrets"), ("ok/link", "no-secrets")]
+
+
+UNIX_FLIP = """\
+import os, socket, sys, threading
+ok, secret, link = sys.argv[1:4]
+done = False
+def flip():
+    while not done:
+        for target, temporary in ((secret, link + ".a"), (ok, link + ".b")):
+            try:
+                os.symlink(target, temporary)
+                os.rename(temporary, link)
+            except OSError:
+                pass
+threading.Thread(target=flip).start()
+connected = refused = 0
+for _ in range(1000):
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(link)
+        connected += 1
+    except OSError:
+        refused += 1
+    s.close()
+done = True
+print("connected", connected, "refused", refused)
+"""
+
+
+def test_a_symlink_flipped_after_the_check_never_connects_to_a_denied_socket(superv, tmp_path):
+    """A second thread points a symlink at an allowed and a denied socket in
+    turn during 1000 connects: natively some reach the denied socket; under
+    superv none does (the socket file is pinned when decided on)."""
+    accepted = {"ok": 0, "secret": 0}
+    listeners = {}
+    for where in accepted:
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(str(tmp_path / f"{where}.sock"))
+        listener.listen(128)
+        listeners[where] = listener
+
+    def serve(where):
+        while True:
+            try:
+                listeners[where].accept()[0].close()
+            except OSError:
+                return
+            accepted[where] += 1
+
+    for where in listeners:
+        threading.Thread(target=serve, args=(where,), daemon=True).start()
+    (tmp_path / "flip.py").write_text(UNIX_FLIP)
+    program = [sys.executable, tmp_path / "flip.py", tmp_path / "ok.sock", tmp_path / "secret.sock",
+               tmp_path / "link"]
+    try:
+        natively = native(program)
+        assert natively.returncode == 0, natively.stderr
+        connected_natively = int(natively.stdout.split()[1])
+        wait_for(lambda: sum(accepted.values()) == connected_natively)  # the listeners catch up
+        secret_natively = accepted["secret"]
+        assert secret_natively > 0, "the flipping must race natively for the test to mean anything"
+        run = superv(program, options=policy_option(tmp_path, (
+            "version: 1\nrules:\n"
+            f"  - {{name: no-secret, syscalls: [connect], path: [{tmp_path}/secret.sock], action: deny}}\n"
+        )))
+        assert run.returncode == 0, run.stderr
+        connected, refused = map(int, run.stdout.split()[1::2])
+        assert connected + refused == 1000 and connected > 0 and refused > 0
+        wait_for(lambda: sum(accepted.values()) == connected_natively + connected)
+        assert accepted["secret"] == secret_natively
+    finally:
+        for listener in listeners.values():
+            listener.close()

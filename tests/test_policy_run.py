@@ -133,7 +133,7 @@ def test_audit_logs_every_traced_call_and_changes_nothing(prog, superv, tmp_path
 def test_a_policy_superv_cannot_enforce_yet_is_refused_before_anything_runs(prog, tmp_path):
     out = tmp_path / "out"
     unix_paths = tmp_path / "unix.yaml"
-    unix_paths.write_text("version: 1\nrules:\n  - {name: no-docker, syscalls: [connect], path: [/run/docker.sock], "
+    unix_paths.write_text("version: 1\nrules:\n  - {name: no-docker, syscalls: [sendto], path: [/run/docker.sock], "
                           "action: deny}\n")
     done = subprocess.run([*SUPERV, "run", "-o", str(out), "--policy", str(unix_paths), "--",
                            str(prog("policy_calls")), "net"], capture_output=True, text=True, timeout=60)
@@ -141,7 +141,7 @@ def test_a_policy_superv_cannot_enforce_yet_is_refused_before_anything_runs(prog
     assert done.stdout == ""  # the program never ran
     assert done.stderr.splitlines() == [
         f"superv: {unix_paths}: this superv cannot enforce yet:",
-        "  no-docker (line 3): `path` on connect (unix socket paths)",
+        "  no-docker (line 3): `path` on sendto (unix socket paths)",
     ]
     assert not out.exists()
 
@@ -227,7 +227,7 @@ def test_connect_is_decided_on_the_address_and_made_by_the_supervisor(superv, tm
     connects = [e for e in run.events if e.get("syscall") == "connect"]
     assert [(e["result"], e.get("address"), e.get("policy")) for e in connects] == [
         (0, f"127.0.0.1:{listeners.port}", None),
-        (-errno.ECONNREFUSED, None, {"rule": "elsewhere", "action": "deny"}),
+        (-errno.ECONNREFUSED, f"127.0.0.2:{listeners.port}", {"rule": "elsewhere", "action": "deny"}),
         (-errno.EINPROGRESS, f"127.0.0.1:{listeners.port}", None),
     ]
 
@@ -536,7 +536,7 @@ def test_bind_is_decided_on_the_address_and_made_by_the_supervisor(superv, tmp_p
     assert run.stdout == b"127.0.0.1 bound 127.0.0.1\n0.0.0.0 EADDRNOTAVAIL\n"
     binds = [e for e in run.events if e.get("syscall") == "bind"]
     assert [(e["result"], e.get("address"), e.get("policy")) for e in binds] == [
-        (0, "127.0.0.1:0", None), (-errno.EADDRNOTAVAIL, None, {"rule": "loopback-only", "action": "deny"})]
+        (0, "127.0.0.1:0", None), (-errno.EADDRNOTAVAIL, "0.0.0.0:0", {"rule": "loopback-only", "action": "deny"})]
 
 
 EXEC_ONLY_TRUE = """\
