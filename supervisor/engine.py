@@ -845,26 +845,38 @@ class Supervisor:
 
     def _decide_send(self, n: Notification, spec, task: Task, op: Operation):
         """A send decided on the address it will use, our copy (or the
-        socket's remote end without one): the Decision when it refuses, else
-        None.  A logged send's record carries the hit."""
+        socket's remote end without one): (the Decision when it refuses,
+        else None; the errno the program's own send would meet, else 0).
+        A unix socket path is found and pinned as for connect, and the send
+        goes through the pin.  A logged send's record carries the hit."""
         from . import policy
 
         address = op.sink.name if isinstance(op, WriteOp) else None
-        decision = policy.decide(self.policy, self._call_facts(n, spec, task, address))
+        facts = self._call_facts(n, spec, task, address)
+        error, pinned_address = 0, None
+        if address is not None and len(address) > 2 and address[2] != 0 and \
+                struct.unpack_from("=H", address)[0] == socket.AF_UNIX and policy.reads_path(self.policy, spec.name):
+            socket_file = self._unix_socket_file(n, task, address)
+            facts, error = attrs.evolve(facts, path=socket_file.path), socket_file.error
+            pinned_address = socket_file.used
+            if socket_file.reached is not None:  # the op holds the pin until it is done
+                op.local_fds += [fd for fd in (socket_file.reached.parent, socket_file.reached.pinned) if fd is not None]
+        decision = policy.decide(self.policy, facts)
         self.policy_hits[decision.label] += 1
-        if decision.action == "allow":
-            return None
         if decision.action == "log":
             self.recorder.mark_next_call(n.tid, decision.label, "log")
-            return None
-        return decision
+        if decision.action in ("deny", "kill"):
+            return decision, 0
+        if pinned_address is not None and not error:
+            op.sink.name = pinned_address
+        return None, error
 
     def _policy_on_message(self, n: Notification, spec, task: Task, part: Operation) -> int | None:
         """One message of a sendmmsg: -errno stops the call before it, which
         then returns the count of those sent (kill: the process dies first)."""
-        refused = self._decide_send(n, spec, task, part)
+        refused, error = self._decide_send(n, spec, task, part)
         if refused is None:
-            return None
+            return -error if error else None
         self.recorder.mark_next_call(n.tid, refused.label, refused.action)
         if refused.action == "kill":
             self._send_signal(n.tid, task.process.pid, signal.SIGKILL)
@@ -872,12 +884,18 @@ class Supervisor:
         return -refused.errno
 
     def _policy_on_send(self, n: Notification, spec, task: Task, seq: int, op: Operation) -> bool:
-        """sendto/sendmsg: True when refused (answered here)."""
-        refused = self._decide_send(n, spec, task, op)
-        if refused is None:
+        """sendto/sendmsg: True when refused or failed (answered here)."""
+        refused, error = self._decide_send(n, spec, task, op)
+        if refused is None and not error:
             return False
         op.release()
-        self._refuse(n, spec, task, seq, refused.action, refused.errno, refused.label)
+        if refused is not None:
+            fields = {"address": format_sockaddr(op.sink.name)} if isinstance(op, WriteOp) and op.sink.name else None
+            self._refuse(n, spec, task, seq, refused.action, refused.errno, refused.label, fields)
+            return True
+        kind = syscalls.call_kind(spec, n.args)
+        self.recorder.data_call(task.process.pid, n.tid, seq, spec, n.args, kind, None, -error, True)
+        self.listener.answer(n.id, -error)
         return True
 
     def _call_facts(self, n: Notification, spec, task: Task, address: bytes | None = None):

@@ -320,11 +320,11 @@ EXEC_CHECKED = frozenset({"execve", "execveat"})
 # Opens whose path is walked and decided by the supervisor, which then opens
 # that very file for the program (pathwalk).
 OPEN_CHECKED = GROUPS["@file"]
-# Every call whose path a rule can decide: the socket file a unix connect
-# names is found and pinned as an open's file is, then connected to.
-PATH_CHECKED = EXEC_CHECKED | OPEN_CHECKED | {"connect"}
 # Sends whose address the data path copies once and sends to itself.
 ADDRESS_IN_MESSAGE = frozenset({"sendto", "sendmsg", "sendmmsg"})
+# Every call whose path a rule can decide: the socket file a unix connect
+# or send names is found and pinned as an open's file is, then used.
+PATH_CHECKED = EXEC_CHECKED | OPEN_CHECKED | {"connect"} | ADDRESS_IN_MESSAGE
 # Of POINTER_ADDRESS, what the supervisor decides on its copy and then makes itself.
 ADDRESS_CHECKED = frozenset({"connect", "bind"}) | ADDRESS_IN_MESSAGE
 

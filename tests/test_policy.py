@@ -335,5 +335,5 @@ def test_what_run_cannot_enforce_yet_is_listed_by_rule():
     # a, d, e: connect's, sendto's and sendmmsg's addresses are decided on superv's copy, which it then uses
     # c, f: opens and unix connects are walked and made by superv
     assert policy.not_enforced_yet(p) == [
-        "g (line 9): `path` on bind, sendto (unix socket paths)",
+        "g (line 9): `path` on bind (unix socket paths)",
     ]  # and budgets are enforced

@@ -301,3 +301,59 @@ def test_a_symlink_flipped_after_the_check_never_connects_to_a_denied_socket(sup
     finally:
         for listener in listeners.values():
             listener.close()
+
+
+DATAGRAM_CLIENT = """\
+import errno, os, socket, sys
+os.chdir(sys.argv[1])
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+for name in ("ok.dgram", "secret.dgram", "link.dgram", "missing.dgram"):
+    try:
+        print(name, s.sendto(name.encode(), name))
+    except OSError as e:
+        print(name, errno.errorcode[e.errno])
+"""
+
+
+def test_a_datagram_to_a_unix_socket_path_is_decided_on_the_socket_file(superv, tmp_path):
+    """path on sendto: the destination socket file is found (relative to
+    the program's working directory, through symlinks), pinned and decided
+    on; the datagram goes through the pin, and the receiver sees the
+    sender's own (unnamed) address, as natively."""
+    receivers = {}
+    for where in ("ok", "secret"):
+        receivers[where] = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        receivers[where].bind(str(tmp_path / f"{where}.dgram"))
+        receivers[where].setblocking(False)
+    (tmp_path / "link.dgram").symlink_to(tmp_path / "secret.dgram")
+    (tmp_path / "client.py").write_text(DATAGRAM_CLIENT)
+    program = [sys.executable, tmp_path / "client.py", tmp_path]
+
+    def drain(where):
+        got = []
+        while True:
+            try:
+                got.append(receivers[where].recvfrom(64))
+            except BlockingIOError:
+                return got
+
+    try:
+        natively = native(program)
+        assert natively.stdout.decode().splitlines() == [
+            "ok.dgram 8", "secret.dgram 12", "link.dgram 10", "missing.dgram ENOENT"]
+        assert [data for data, _ in drain("secret")] == [b"secret.dgram", b"link.dgram"]
+        drain("ok")
+        run = superv(program, options=policy_option(tmp_path, (
+            "version: 1\nrules:\n"
+            f"  - {{name: no-secret, syscalls: [sendto], path: [{tmp_path}/secret.dgram], action: deny, "
+            "errno: EACCES}\n"
+        )))
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.decode().splitlines() == [
+            "ok.dgram 8", "secret.dgram EACCES", "link.dgram EACCES", "missing.dgram ENOENT"]
+        assert drain("ok") == [(b"ok.dgram", None)] and drain("secret") == []
+    finally:
+        for receiver in receivers.values():
+            receiver.close()
+    assert [(e["address"], e["policy"]["rule"]) for e in policy_events(run)] == [
+        ("secret.dgram", "no-secret"), ("link.dgram", "no-secret")]

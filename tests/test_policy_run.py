@@ -133,7 +133,7 @@ def test_audit_logs_every_traced_call_and_changes_nothing(prog, superv, tmp_path
 def test_a_policy_superv_cannot_enforce_yet_is_refused_before_anything_runs(prog, tmp_path):
     out = tmp_path / "out"
     unix_paths = tmp_path / "unix.yaml"
-    unix_paths.write_text("version: 1\nrules:\n  - {name: no-docker, syscalls: [sendto], path: [/run/docker.sock], "
+    unix_paths.write_text("version: 1\nrules:\n  - {name: no-docker, syscalls: [bind], path: [/run/docker.sock], "
                           "action: deny}\n")
     done = subprocess.run([*SUPERV, "run", "-o", str(out), "--policy", str(unix_paths), "--",
                            str(prog("policy_calls")), "net"], capture_output=True, text=True, timeout=60)
@@ -141,7 +141,7 @@ def test_a_policy_superv_cannot_enforce_yet_is_refused_before_anything_runs(prog
     assert done.stdout == ""  # the program never ran
     assert done.stderr.splitlines() == [
         f"superv: {unix_paths}: this superv cannot enforce yet:",
-        "  no-docker (line 3): `path` on sendto (unix socket paths)",
+        "  no-docker (line 3): `path` on bind (unix socket paths)",
     ]
     assert not out.exists()
 
