@@ -25,7 +25,9 @@ from .engine import WAKE_SIGNAL, Supervisor
 from .recorder import Recorder
 
 EXIT_SUPERV_FAILURE = 125
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# SIGQUIT too: a terminal's ^\ (or one typed into it by the program with
+# TIOCSTI) must not end superv without its reports.
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP)
 SI_KERNEL = 0x80  # si_code of a signal the terminal sent to the whole process group
 
 
@@ -330,7 +332,7 @@ async def _heartbeat(supervisor: Supervisor, interval: float) -> None:
 
 
 class SignalForwarder:
-    """SIGINT, SIGTERM and SIGHUP sent to superv go to the target; a second
+    """SIGINT, SIGQUIT, SIGTERM and SIGHUP sent to superv go to the target; a second
     one kills every traced process; a third ends the run at once, whatever
     is left, so that a stuck run can always end with its reports."""
 

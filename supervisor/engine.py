@@ -22,6 +22,7 @@ import signal
 import socket
 import stat
 import struct
+import termios
 import threading
 import time
 
@@ -46,6 +47,8 @@ CLONE_THREAD = 0x10000
 # installs a handler for it (see cli), so the ioctl fails with EINTR.
 WAKE_SIGNAL = signal.SIGUSR2
 ALL_FDS = (0, 1 << 20)
+F_OWNER_EX = struct.Struct("=ii")  # type, pid
+F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP = 0, 1, 2
 # The fast path (native/fastpath.c) takes the common data calls on fds whose
 # classification is cached there.  SUPERV_FASTPATH=0 leaves every call to the
 # Python engine, which is the reference (for debugging and for comparison).
@@ -528,6 +531,12 @@ class Supervisor:
         if spec.name in policy.OPEN_CHECKED and policy.reads_path(self.policy, spec.name) and \
                 self._open_checked(n, spec, task):
             return True  # else no path can change the decision, taken below on the other facts
+        if spec.name == "fcntl" and as_int(n.args[1]) == syscalls.F_SETOWN_EX:
+            self._set_owner(n, spec, task)  # traced only for a guard
+            return True
+        if spec.name == "ioctl":
+            self._terminal_signal(n, spec, task)  # TIOCSIG, traced only for a guard
+            return True
         if spec.name in ("accept", "accept4") and policy.reads_address(self.policy, spec.name) and \
                 self._inet_socket(task.process, as_int(spec.arg("fd", n.args))):
             self._accept(n, spec, task)  # decided on the peer, in _accepted
@@ -592,6 +601,85 @@ class Supervisor:
             socket_file.close()
         self._refuse(n, spec, task, fastpath.take_seq(pid), decision.action, decision.errno, label, fields)
         return True
+
+    def _set_owner(self, n: Notification, spec, task: Task) -> None:
+        """fcntl(F_SETOWN_EX): decided on the supervisor's copy of its struct
+        f_owner_ex (a signal owner of superv's is refused), and made on the
+        supervisor's duplicate of the fd with that copy."""
+        from . import policy
+
+        pid, fd = task.process.pid, as_int(n.args[0])
+        seq = fastpath.take_seq(pid)
+        fields = {"fd": fd, "cmd": "F_SETOWN_EX"}
+        try:
+            owner = kernel.read_memory(n.tid, n.args[2], F_OWNER_EX.size)
+        except OSError:
+            result = -errno.EFAULT
+        else:
+            kind, target = F_OWNER_EX.unpack(owner)
+            fields.update(owner_type=kind, owner=target)
+            ours = {F_OWNER_TID: self._supervisor_ids(), F_OWNER_PID: {os.getpid()}, F_OWNER_PGRP: {os.getpgrp()}}
+            facts = policy.CallFacts(spec.name, at_supervisor=target in ours.get(kind, set()))
+            decision = policy.decide(self.policy, facts)
+            self.policy_hits[decision.label] += 1
+            if decision.action in ("deny", "kill"):
+                self._refuse(n, spec, task, seq, decision.action, decision.errno, decision.label, fields)
+                return
+            if decision.action == "log":
+                self.recorder.mark_next_call(n.tid, decision.label, "log")
+            result = self._acting_for(n.tid, pid, creates=False)  # the owner keeps the setter's credentials
+            if result >= 0:
+                try:
+                    dup = kernel.duplicate_fd(task.process.pidfd, fd)
+                except OSError:
+                    result = -errno.EBADF
+                else:
+                    try:
+                        fcntl.fcntl(dup, syscalls.F_SETOWN_EX, owner)
+                        result = 0
+                    except OSError as e:
+                        result = -e.errno
+                    finally:
+                        os.close(dup)
+        self.recorder.other_call(pid, n.tid, seq, spec.name, _describe(spec, fields), result, **fields)
+        self.listener.answer(n.id, result)
+
+    def _terminal_signal(self, n: Notification, spec, task: Task) -> None:
+        """ioctl(TIOCSIG) on a pty master signals its terminal's foreground
+        process group: refused when that group is superv's.  Made on the
+        supervisor's duplicate of the fd it decided on."""
+        from . import policy
+
+        pid, fd, sig = task.process.pid, as_int(n.args[0]), as_int(n.args[2])
+        seq = fastpath.take_seq(pid)
+        fields = {"fd": fd, "cmd": "TIOCSIG", "sig": sig}
+        try:
+            dup = kernel.duplicate_fd(task.process.pidfd, fd)
+        except OSError:
+            self.recorder.other_call(pid, n.tid, seq, spec.name, _describe(spec, fields), -errno.EBADF, **fields)
+            self.listener.answer(n.id, -errno.EBADF)
+            return
+        try:
+            try:
+                foreground = struct.unpack("=i", fcntl.ioctl(dup, termios.TIOCGPGRP, bytes(4)))[0]
+            except OSError:
+                foreground = None  # not a terminal: TIOCSIG fails below as it would natively
+            decision = policy.decide(self.policy, policy.CallFacts(spec.name, at_supervisor=foreground == os.getpgrp()))
+            self.policy_hits[decision.label] += 1
+            if decision.action in ("deny", "kill"):
+                self._refuse(n, spec, task, seq, decision.action, decision.errno, decision.label, fields)
+                return
+            if decision.action == "log":
+                self.recorder.mark_next_call(n.tid, decision.label, "log")
+            try:
+                fcntl.ioctl(dup, syscalls.TIOCSIG, sig)
+                result = 0
+            except OSError as e:
+                result = -e.errno
+        finally:
+            os.close(dup)
+        self.recorder.other_call(pid, n.tid, seq, spec.name, _describe(spec, fields), result, **fields)
+        self.listener.answer(n.id, result)
 
     def _unix_socket_file(self, n: Notification, task: Task, address: bytes) -> UnixSocketFile:
         """The file a unix socket address names, found as the program's own
@@ -658,10 +746,11 @@ class Supervisor:
         try:
             fields["file"] = reached.path
             file = pathwalk.file_facts(reached)  # None: to be created, on disk
-            # superv's /proc/PID files; its directories only list names (fd/, task/)
+            # superv's /proc/PID files, and /proc/PID itself (pidfd_send_signal
+            # takes its fd as a pidfd); the directories below it only list names
             proc_pid = pathwalk.proc_pid(reached)
             at_supervisor = proc_pid is not None and proc_pid in self._supervisor_ids() and \
-                not (file is not None and stat.S_ISDIR(file.mode))
+                (file is None or not stat.S_ISDIR(file.mode) or reached.path == f"/proc/{proc_pid}")
             facts = attrs.evolve(facts, path=reached.path, at_supervisor=at_supervisor,
                                  fd_class=classify(file).fd_class.value if file else FdClass.DISK.value)
             if self._open_decided(n, spec, task, seq, fields, policy.decide(self.policy, facts)):

@@ -16,7 +16,6 @@ import pyseccomp
 from . import syscalls
 
 
-F_SETOWN = 8
 PIDFD_THREAD = os.O_EXCL  # pidfd_open() of any thread, not only a leader (6.9)
 LOW_32 = 0xFFFFFFFF  # pid_t arguments: an int in a 64-bit register
 
@@ -72,11 +71,15 @@ def _guard(bpf: pyseccomp.SyscallFilter, rule, pid: int, pgid: int) -> None:
             bpf.add_rule(pyseccomp.NOTIFY, name, pyseccomp.Arg(1, pyseccomp.MASKED_EQ, PIDFD_THREAD, PIDFD_THREAD))
         elif name == "tkill":
             bpf.add_rule(pyseccomp.NOTIFY, name)
+        elif name == "ioctl":  # the fd names a terminal: the supervisor asks whose
+            bpf.add_rule(pyseccomp.NOTIFY, name, pyseccomp.Arg(1, pyseccomp.MASKED_EQ, LOW_32, syscalls.TIOCSIG))
         elif syscalls.BY_NAME[name].handling is syscalls.Handling.FD_NEW and name != "fcntl":
             continue  # an open of superv's /proc/PID files: the supervisor decides on the file it reaches
         elif name == "fcntl":  # SIGIO and SIGURG go to the owner
             for target in (pid, -pgid):
-                bpf.add_rule(action, name, pyseccomp.Arg(1, pyseccomp.EQ, F_SETOWN), pid_is(2, target))
+                bpf.add_rule(action, name, pyseccomp.Arg(1, pyseccomp.EQ, syscalls.F_SETOWN), pid_is(2, target))
+            # F_SETOWN_EX's owner is in memory: the supervisor decides on its copy
+            bpf.add_rule(pyseccomp.NOTIFY, name, pyseccomp.Arg(1, pyseccomp.EQ, syscalls.F_SETOWN_EX))
 
 
 def program_fd(kernel_rules=(), guards=(), supervisor: tuple[int, int] | None = None) -> int:

@@ -149,6 +149,8 @@ ON_DEMAND: tuple[Syscall, ...] = (
     Syscall("rt_sigqueueinfo", 129, ("pid", "sig", "info"), Handling.SIGNAL),
     Syscall("rt_tgsigqueueinfo", 297, ("tgid", "tid", "sig", "info"), Handling.SIGNAL),
     Syscall("pidfd_open", 434, ("pid", "flags"), Handling.SIGNAL),
+    # ioctl(TIOCSIG) on a pty master: signals the terminal's foreground group
+    Syscall("ioctl", 16, ("fd", "cmd", "arg"), Handling.SIGNAL),
 )
 
 BY_NR: dict[int, Syscall] = {s.nr: s for s in TABLE + ON_DEMAND}
@@ -157,6 +159,10 @@ BY_NAME: dict[str, Syscall] = {s.name: s for s in TABLE + ON_DEMAND}
 F_DUPFD = 0
 F_DUPFD_CLOEXEC = 1030
 FCNTL_TRACED_COMMANDS = (F_DUPFD, F_DUPFD_CLOEXEC)
+# Commands that aim a signal: traced only for a policy guarding superv.
+F_SETOWN = 8
+F_SETOWN_EX = 15  # its owner is a struct f_owner_ex in memory
+TIOCSIG = 0x40045436  # ioctl on a pty master: signals the terminal's foreground group
 
 # The call kinds of ntrace's report, in its order; every other kind is named
 # after its syscall and listed after these when it occurred.

@@ -5,6 +5,10 @@ run is compared with the same program's native run."""
 from __future__ import annotations
 
 import errno
+import fcntl
+import os
+import signal
+import termios
 import json
 import re
 import socket
@@ -482,7 +486,7 @@ def test_a_logged_exec_is_marked_on_its_own_record(superv, tmp_path):
 
 
 SIGNAL_PROBES = ["kill parent", "kill group", "kill everyone", "kill -pgid", "tgkill", "tkill", "rt_sigqueueinfo",
-                 "pidfd_open", "F_SETOWN"]
+                 "pidfd_open", "F_SETOWN", "F_SETOWN_EX", "F_SETOWN_EX pgrp", "pidfd_send_signal /proc"]
 
 
 def test_hardened_refuses_every_signal_aimed_at_superv(prog, superv):
@@ -492,7 +496,9 @@ def test_hardened_refuses_every_signal_aimed_at_superv(prog, superv):
     assert lines(native([prog("signal_superv")]).stdout) == {probe: "ok" for probe in SIGNAL_PROBES}
     run = superv([prog("signal_superv"), "attack"], options=("--policy", str(POLICIES / "hardened.yaml")))
     assert run.returncode == 0, run.stderr
-    assert lines(run.stdout) == {probe: "EPERM" for probe in [*SIGNAL_PROBES, "SIGKILL"]}
+    refused = {probe: "EPERM" for probe in [*SIGNAL_PROBES, "SIGKILL"]}
+    refused["pidfd_send_signal /proc"] = "EACCES"  # superv's /proc/PID does not open
+    assert lines(run.stdout) == refused
     assert run.summary["exit_status"] == 0
     guard = next(r for r in policy_of(run)["rules"] if r["rule"] == "leave-superv-alone")
     assert guard["in_kernel"] is True
@@ -707,3 +713,78 @@ def test_accept_is_decided_on_the_peer_before_the_program_sees_it(superv, tmp_pa
     assert refused["address"].startswith("127.0.0.2:")
     rules = {r["rule"]: r["calls"] for r in policy_of(run)["rules"]}
     assert rules == {"local-peers": 2, "other-peers": 1}
+
+
+TERMINAL_SIGNAL = """\
+import errno, fcntl, os, signal, sys, termios
+master = int(sys.argv[1])
+for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP):  # all TIOCSIG can send
+    signal.signal(sig, signal.SIG_IGN)  # the program is in the foreground group too
+for sig in [signal.Signals[name] for name in sys.argv[2:]]:
+    try:
+        fcntl.ioctl(master, 0x40045436, sig)  # TIOCSIG
+        print(signal.Signals(sig).name, "sent", flush=True)
+    except OSError as e:
+        print(signal.Signals(sig).name, errno.errorcode[e.errno], flush=True)
+"""
+
+
+def test_hardened_refuses_a_terminal_signal_aimed_at_superv(tmp_path):
+    """ioctl(TIOCSIG) on the master of superv's controlling terminal would
+    signal its foreground process group, superv's (SIGINT, SIGQUIT or
+    SIGTSTP): refused under hardened.yaml, which then writes its reports."""
+    import pty
+
+    (tmp_path / "tiocsig.py").write_text(TERMINAL_SIGNAL)
+    results = {}
+    for name, options, signals in (("hardened", ("--policy", str(POLICIES / "hardened.yaml")),
+                                    ("SIGINT", "SIGQUIT", "SIGTSTP")),
+                                   ("none", (), ("SIGQUIT",))):
+        master, slave = pty.openpty()
+
+        def on_the_terminal(slave=slave):
+            os.setsid()
+            fcntl.ioctl(slave, termios.TIOCSCTTY, 0)  # superv's controlling terminal, its group in front
+
+        out = tmp_path / name
+        command = [*SUPERV, "run", "-q", "-o", str(out), *options, "--", sys.executable, tmp_path / "tiocsig.py",
+                   str(master), *signals]
+        done = subprocess.run([str(c) for c in command], stdin=slave, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, pass_fds=(master,), preexec_fn=on_the_terminal, timeout=60)
+        os.close(slave)
+        os.close(master)
+        results[name] = done
+    hardened, unguarded = results["hardened"], results["none"]
+    assert hardened.returncode == 0, hardened.stderr
+    assert hardened.stdout.decode().splitlines() == ["SIGINT EPERM", "SIGQUIT EPERM", "SIGTSTP EPERM"]
+    summary = json.loads((tmp_path / "hardened" / "summary.json").read_text())
+    guard = next(r for r in summary["policy"]["rules"] if r["rule"] == "leave-superv-alone")
+    assert guard["calls"] == 3
+    # Without the guard the signal reaches superv, which takes a terminal's
+    # SIGQUIT, as its SIGINT, as the program's to handle (the program got
+    # it too); a SIGTSTP would stop superv.
+    assert unguarded.returncode == 0, unguarded.stderr
+    assert unguarded.stdout.decode().splitlines() == ["SIGQUIT sent"]
+    summary = json.loads((tmp_path / "none" / "summary.json").read_text())
+    assert (summary["signals_received"], summary["signals_forwarded"]) == (1, 0)
+
+
+OWN_SIGNALS = """\
+import fcntl, os, signal, struct
+r, w = os.pipe()
+fcntl.fcntl(r, 15, struct.pack("=ii", 1, os.getpid()))  # F_SETOWN_EX, F_OWNER_PID
+print("owner", struct.unpack("=ii", fcntl.fcntl(r, 16, bytes(8)))[1] == os.getpid())  # F_GETOWN_EX
+master, slave = os.openpty()
+print("tiocsig", fcntl.ioctl(master, 0x40045436, signal.SIGINT))  # no foreground group: nobody
+"""
+
+
+def test_hardened_leaves_the_programs_own_signal_plumbing_alone(superv):
+    """F_SETOWN_EX to itself and TIOCSIG on a pty of its own: as natively,
+    made by the supervisor on its copies."""
+    program = [sys.executable, "-c", OWN_SIGNALS]
+    assert native(program).stdout == b"owner True\ntiocsig 0\n"
+    run = superv(program, options=("--policy", str(POLICIES / "hardened.yaml")))
+    assert (run.returncode, run.stdout) == (0, b"owner True\ntiocsig 0\n"), run.stderr
+    made = [(e["syscall"], e.get("cmd"), e["result"]) for e in run.events if e.get("cmd")]
+    assert made == [("fcntl", "F_SETOWN_EX", 0), ("ioctl", "TIOCSIG", 0)]

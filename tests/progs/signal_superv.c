@@ -3,7 +3,8 @@
  * and delivers nothing) and printed as "name: result":
  *   kill parent, kill group (0), kill everyone (-1), kill -pgid, tgkill,
  *   tkill of each of the parent's threads, rt_sigqueueinfo, pidfd_open,
- *   fcntl(F_SETOWN).
+ *   fcntl(F_SETOWN) and F_SETOWN_EX (its pid, its process group),
+ *   pidfd_send_signal through an fd of its /proc/PID directory.
  * With "attack", it then sends SIGKILL to the parent. */
 #include "sig_common.h"
 
@@ -46,8 +47,18 @@ int main(int argc, char **argv)
     long pidfd = syscall(SYS_pidfd_open, parent, 0);
     show("pidfd_open", pidfd);
     int p[2];
-    if (pipe(p) == 0)
+    if (pipe(p) == 0) {
         show("F_SETOWN", fcntl(p[0], F_SETOWN, parent));
+        struct f_owner_ex owner = {F_OWNER_PID, parent};
+        show("F_SETOWN_EX", fcntl(p[0], F_SETOWN_EX, &owner));
+        struct f_owner_ex group = {F_OWNER_PGRP, getpgid(parent)};
+        show("F_SETOWN_EX pgrp", fcntl(p[0], F_SETOWN_EX, &group));
+    }
+    /* a /proc/PID directory's fd is a pidfd for pidfd_send_signal */
+    char proc_dir[64];
+    snprintf(proc_dir, sizeof proc_dir, "/proc/%d", parent);
+    int dir_fd = open(proc_dir, O_RDONLY | O_DIRECTORY);
+    show("pidfd_send_signal /proc", dir_fd < 0 ? dir_fd : syscall(SYS_pidfd_send_signal, dir_fd, 0, NULL, 0));
     if (argc > 1 && !strcmp(argv[1], "attack"))
         show("SIGKILL", kill(parent, SIGKILL));
     return 0;
