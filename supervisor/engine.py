@@ -620,13 +620,8 @@ class Supervisor:
             fields.update(owner_type=kind, owner=target)
             ours = {F_OWNER_TID: self._supervisor_ids(), F_OWNER_PID: {os.getpid()}, F_OWNER_PGRP: {os.getpgrp()}}
             facts = policy.CallFacts(spec.name, at_supervisor=target in ours.get(kind, set()))
-            decision = policy.decide(self.policy, facts)
-            self.policy_hits[decision.label] += 1
-            if decision.action in ("deny", "kill"):
-                self._refuse(n, spec, task, seq, decision.action, decision.errno, decision.label, fields)
+            if self._refused(n, spec, task, seq, fields, policy.decide(self.policy, facts)):
                 return
-            if decision.action == "log":
-                self.recorder.mark_next_call(n.tid, decision.label, "log")
             result = self._acting_for(n.tid, pid, creates=False)  # the owner keeps the setter's credentials
             if result >= 0:
                 try:
@@ -664,13 +659,9 @@ class Supervisor:
                 foreground = struct.unpack("=i", fcntl.ioctl(dup, termios.TIOCGPGRP, bytes(4)))[0]
             except OSError:
                 foreground = None  # not a terminal: TIOCSIG fails below as it would natively
-            decision = policy.decide(self.policy, policy.CallFacts(spec.name, at_supervisor=foreground == os.getpgrp()))
-            self.policy_hits[decision.label] += 1
-            if decision.action in ("deny", "kill"):
-                self._refuse(n, spec, task, seq, decision.action, decision.errno, decision.label, fields)
+            facts = policy.CallFacts(spec.name, at_supervisor=foreground == os.getpgrp())
+            if self._refused(n, spec, task, seq, fields, policy.decide(self.policy, facts)):
                 return
-            if decision.action == "log":
-                self.recorder.mark_next_call(n.tid, decision.label, "log")
             try:
                 fcntl.ioctl(dup, syscalls.TIOCSIG, sig)
                 result = 0
@@ -740,7 +731,7 @@ class Supervisor:
         except OSError as e:  # the program's own open would fail in the lookup
             lexical = pathwalk.lexical_path(n.tid, request)
             decision = policy.decide(self.policy, attrs.evolve(facts, path=lexical, fd_class=FdClass.DISK.value))
-            if not self._open_decided(n, spec, task, seq, fields, decision):
+            if not self._refused(n, spec, task, seq, fields, decision):
                 self._open_answered(n, spec, task, seq, fields, -e.errno)
             return True
         try:
@@ -753,7 +744,7 @@ class Supervisor:
                 (file is None or not stat.S_ISDIR(file.mode) or reached.path == f"/proc/{proc_pid}")
             facts = attrs.evolve(facts, path=reached.path, at_supervisor=at_supervisor,
                                  fd_class=classify(file).fd_class.value if file else FdClass.DISK.value)
-            if self._open_decided(n, spec, task, seq, fields, policy.decide(self.policy, facts)):
+            if self._refused(n, spec, task, seq, fields, policy.decide(self.policy, facts)):
                 return True
             refusal = self._open_refusal(n.tid, reached, process.pid, at_supervisor,
                                          creates=bool(request.flags & (os.O_CREAT | pathwalk.O_TMPFILE)))
@@ -792,8 +783,9 @@ class Supervisor:
             pass
         self.listener.let_through(n.id)
 
-    def _open_decided(self, n: Notification, spec, task: Task, seq: int, fields: dict, decision) -> bool:
-        """Refuse the open when the decision says so (True); mark a logged one."""
+    def _refused(self, n: Notification, spec, task: Task, seq: int, fields: dict, decision) -> bool:
+        """For a call the supervisor makes itself: refuse it when the decision
+        says so (True), mark a logged one, count it either way."""
         self.policy_hits[decision.label] += 1
         if decision.action == "log":
             self.recorder.mark_next_call(n.tid, decision.label, "log")
@@ -1117,12 +1109,8 @@ class Supervisor:
         try:
             fields["address"] = format_sockaddr(op.peer)
             decision = policy.decide(self.policy, self._call_facts(n, spec, task, op.peer))
-            self.policy_hits[decision.label] += 1
-            if decision.action in ("deny", "kill"):
-                self._refuse(n, spec, task, parked.seq, decision.action, decision.errno, decision.label, fields)
+            if self._refused(n, spec, task, parked.seq, fields, decision):
                 return
-            if decision.action == "log":
-                self.recorder.mark_next_call(n.tid, decision.label, "log")
             result = _give_peer_address(n, spec, op.peer)
             if result == 0:
                 try:
