@@ -14,7 +14,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/seccomp.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -444,6 +447,47 @@ static PyObject *k_socket_facts(PyObject *self, PyObject *args)
                          (Py_ssize_t)local_len, (const char *)&remote, (Py_ssize_t)remote_len);
 }
 
+/* bind() as the program would make it: in a thread of its own with a
+ * private cwd and umask (unshare(CLONE_FS)), the program's, so that a
+ * relative path lands where the program's own bind would put it and the
+ * socket keeps the very name the program gave.  0 or -errno. */
+struct bind_job {
+    int fd, cwd, umask, result;
+    const struct sockaddr *address;
+    socklen_t length;
+};
+
+static void *bind_in_private_fs(void *arg)
+{
+    struct bind_job *job = arg;
+    if (unshare(CLONE_FS) < 0 || fchdir(job->cwd) < 0) {
+        job->result = -errno;
+        return NULL;
+    }
+    umask((mode_t)job->umask);
+    job->result = bind(job->fd, job->address, job->length) < 0 ? -errno : 0;
+    return NULL;
+}
+
+static PyObject *k_bind_as(PyObject *self, PyObject *args)
+{
+    struct bind_job job;
+    Py_buffer address;
+    if (!PyArg_ParseTuple(args, "iy*ii", &job.fd, &address, &job.cwd, &job.umask))
+        return NULL;
+    job.address = (const struct sockaddr *)address.buf;
+    job.length = (socklen_t)address.len;
+    pthread_t thread;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = pthread_create(&thread, NULL, bind_in_private_fs, &job);
+    if (rc == 0)
+        pthread_join(thread, NULL);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&address);
+    return PyLong_FromLong(rc ? -rc : job.result);
+}
+
 static PyObject *k_tgkill(PyObject *self, PyObject *args)
 {
     int tgid, tid, sig;
@@ -634,6 +678,8 @@ static PyMethodDef methods[] = {
     {"bind_raw", k_bind_raw, METH_VARARGS, "bind_raw(fd, sockaddr bytes) -> 0 or -errno"},
     {"accept_nowait", k_accept_nowait, METH_VARARGS,
      "accept_nowait(fd, flags) -> (new fd, peer sockaddr bytes) or -errno, never blocking"},
+    {"bind_as", k_bind_as, METH_VARARGS,
+     "bind_as(fd, sockaddr bytes, cwd fd, umask) -> 0 or -errno: bind() from that cwd, with that umask"},
     {"tgkill", k_tgkill, METH_VARARGS, "tgkill(tgid, tid, sig)"},
     {"tee", k_tee, METH_VARARGS, "tee(fd_in, fd_out, len, flags) -> count duplicated"},
     {"ptrace_interrupt", k_ptrace_interrupt, METH_VARARGS,

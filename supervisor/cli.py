@@ -104,12 +104,6 @@ def load_policy(path: str):
         raise launch.LaunchError(EXIT_SUPERV_FAILURE, f"superv: cannot read policy {path}: {e.strerror}")
     except policy.PolicyError as e:
         raise launch.LaunchError(EXIT_SUPERV_FAILURE, f"superv: {e}")
-    missing = policy.not_enforced_yet(loaded)
-    if missing:
-        raise launch.LaunchError(
-            EXIT_SUPERV_FAILURE,
-            f"superv: {path}: this superv cannot enforce yet:\n" + "\n".join(f"  {m}" for m in missing),
-        )
     return policy.with_working_directory(loaded, os.getcwd())
 
 

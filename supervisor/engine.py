@@ -130,9 +130,10 @@ class UnixSocketFile:
     """The file a unix socket address names (see _unix_socket_file)."""
 
     path: str | None  # for the decision: the file reached, "@name" (abstract), or None
-    used: bytes  # the struct sockaddr superv connects to
-    reached: "pathwalk.Reached | None" = None  # what `used` holds open
+    used: bytes  # the struct sockaddr superv connects, sends or binds to
+    reached: "pathwalk.Reached | None" = None  # what `used` holds open; for bind, the directory
     error: int = 0  # errno the program's own call would meet
+    umask: int = 0o022  # the program's, for a bind's socket file
 
     def close(self) -> None:
         if self.reached is not None:
@@ -565,7 +566,7 @@ class Supervisor:
             facts = attrs.evolve(facts, path=exec_path)
         socket_file = None
         if unix and address is not None:
-            socket_file = self._unix_socket_file(n, task, address)
+            socket_file = self._unix_socket_file(n, task, address, binding=spec.name == "bind")
             facts = attrs.evolve(facts, path=socket_file.path)
         decision = policy.decide(self.policy, facts)
         label = decision.label
@@ -589,7 +590,7 @@ class Supervisor:
                                          -socket_file.error, **fields)
                 self.listener.answer(n.id, -socket_file.error)
             elif spec.name == "bind":
-                self._bind(n, spec, task, address)
+                self._bind(n, spec, task, address, socket_file, label)
             else:
                 self._connect(n, spec, task, address, socket_file)
             return True
@@ -672,11 +673,12 @@ class Supervisor:
         self.recorder.other_call(pid, n.tid, seq, spec.name, _describe(spec, fields), result, **fields)
         self.listener.answer(n.id, result)
 
-    def _unix_socket_file(self, n: Notification, task: Task, address: bytes) -> UnixSocketFile:
+    def _unix_socket_file(self, n: Notification, task: Task, address: bytes, binding: bool = False) -> UnixSocketFile:
         """The file a unix socket address names, found as the program's own
-        connect would find it (pathwalk), and the address superv connects
-        to instead: /proc/self/fd/N of the pinned socket file.  An abstract
-        or unnamed address is used as it is."""
+        call would find it (pathwalk).  connect and sends use another
+        address, /proc/self/fd/N of the pinned socket file; a bind keeps the
+        program's (its socket's name) and is checked once made (_bind).  An
+        abstract or unnamed address is used as it is."""
         if len(address) <= 2 or address[2] == 0:
             return UnixSocketFile(format_sockaddr(address), address)
         request = pathwalk.OpenRequest(pathwalk.AT_FDCWD, address[2:].split(b"\0", 1)[0], 0, 0)
@@ -684,6 +686,10 @@ class Supervisor:
             reached = pathwalk.reach(n.tid, task.process.pid, task.process.pidfd, request)
         except OSError as e:
             return UnixSocketFile(pathwalk.lexical_path(n.tid, request), address, error=e.errno)
+        if binding:
+            umask = self._acting_for(n.tid, task.process.pid, creates=True)
+            error = errno.EADDRINUSE if reached.pinned is not None else max(-umask, 0)
+            return UnixSocketFile(reached.path, address, reached, error, max(umask, 0))
         used = address[:2] + f"/proc/self/fd/{reached.pinned}".encode() + b"\0"
         if reached.pinned is None:
             error = errno.ENOENT
@@ -1034,22 +1040,43 @@ class Supervisor:
         except OSError:
             return -errno.EFAULT
 
-    def _bind(self, n: Notification, spec, task: Task, address: bytes) -> None:
-        """bind() made here on the program's socket, with our copy: it never waits."""
+    def _bind(self, n: Notification, spec, task: Task, address: bytes, socket_file: UnixSocketFile | None = None,
+              decided_by: str = "default") -> None:
+        """bind() made here on the program's socket, with our copy: it never
+        waits.  A unix socket path is bound from the program's working
+        directory, with its umask, under the program's own name; the file
+        it made must then be the one decided on, in the directory held since
+        the decision, or the process is killed (a path changed meanwhile)."""
         process = task.process
         fd = as_int(spec.arg("fd", n.args))
         seq = fastpath.take_seq(process.pid)
         fastpath.drop_fds(process.pid, fd, fd)  # its endpoints are about to change
+        fields = {"fd": fd, "address": format_sockaddr(address)}
+        in_file_system = socket_file is not None and socket_file.reached is not None
         try:
             dup = kernel.duplicate_fd(process.pidfd, fd)
         except OSError as e:  # EBADF: not an fd of the program's
             result = -e.errno
         else:
             try:
-                result = _kernel.bind_raw(dup, address)
+                if not in_file_system:
+                    result = _kernel.bind_raw(dup, address)
+                else:
+                    fields["file"] = socket_file.path
+                    cwd = os.open(f"/proc/{n.tid}/cwd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                    try:
+                        result = _kernel.bind_as(dup, address, cwd, socket_file.umask)
+                    finally:
+                        os.close(cwd)
+                    if result == 0 and not _bound_in(dup, socket_file.reached):
+                        self.recorder.note(process.pid, f"bind made {fields['address']} elsewhere than "
+                                                        f"{socket_file.path}, which was decided on")
+                        self._refuse(n, spec, task, seq, "kill", None, decided_by, fields)
+                        return
             finally:
                 os.close(dup)
-        fields = {"fd": fd, "address": format_sockaddr(address)}
+                if socket_file is not None:
+                    socket_file.close()
         self.recorder.other_call(process.pid, n.tid, seq, spec.name, _describe(spec, fields), result, **fields)
         self.listener.answer(n.id, result)
 
@@ -1801,6 +1828,17 @@ def _open_request(n: Notification, spec) -> pathwalk.OpenRequest | int:
     if spec.name != "openat2":
         mode = mode & 0o7777 if flags & (os.O_CREAT | pathwalk.O_TMPFILE) else 0
     return pathwalk.OpenRequest(dirfd, path, flags, mode, resolve)
+
+
+def _bound_in(sock: int, reached: pathwalk.Reached) -> bool:
+    """The unix socket is bound to the file named reached.name in the
+    directory reached.parent holds."""
+    bound = kernel.unix_bound_file(os.fstat(sock).st_ino)
+    try:
+        st = os.stat(reached.name, dir_fd=reached.parent, follow_symlinks=False)
+    except OSError:
+        return False
+    return bound == (st.st_dev, st.st_ino)
 
 
 def _give_peer_address(n: Notification, spec, peer: bytes) -> int:

@@ -208,31 +208,48 @@ def fd_facts(pid: int, fd: int, dup: int) -> FdFacts:
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
+UDIAG_SHOW_VFS = 0x2
 UDIAG_SHOW_PEER = 0x4
+UNIX_DIAG_VFS = 1
 UNIX_DIAG_PEER = 2
 _UNIX_DIAG_REQ = struct.Struct("=BBHIIIII")  # family, protocol, pad, states, ino, show, cookie[2]
 _NLMSG = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 
 
-def unix_peer_inode(inode: int) -> int | None:
-    """The inode of the unix socket at the other end (sock_diag, ~3 us)."""
-    request = _UNIX_DIAG_REQ.pack(socket.AF_UNIX, 0, 0, 0xFFFFFFFF, inode, UDIAG_SHOW_PEER, 0xFFFFFFFF, 0xFFFFFFFF)
+def _unix_diag(inode: int, show: int) -> dict[int, bytes]:
+    """sock_diag's attributes of one unix socket, by its inode (~3 us)."""
+    request = _UNIX_DIAG_REQ.pack(socket.AF_UNIX, 0, 0, 0xFFFFFFFF, inode, show, 0xFFFFFFFF, 0xFFFFFFFF)
     header = _NLMSG.pack(_NLMSG.size + len(request), SOCK_DIAG_BY_FAMILY, 1, 1, 0)  # NLM_F_REQUEST
     with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG) as s:
         s.send(header + request)
         reply = s.recv(8192)
     length, kind, _, _, _ = _NLMSG.unpack_from(reply)
+    attributes: dict[int, bytes] = {}
     if kind != SOCK_DIAG_BY_FAMILY:
-        return None
+        return attributes
     offset = _NLMSG.size + 16  # struct unix_diag_msg
     while offset + 4 <= length:
         size, attr = struct.unpack_from("=HH", reply, offset)
         if size < 4:
             break
-        if attr == UNIX_DIAG_PEER and size >= 8:
-            return struct.unpack_from("=I", reply, offset + 4)[0] or None
+        attributes[attr] = reply[offset + 4 : offset + size]
         offset += (size + 3) & ~3
-    return None
+    return attributes
+
+
+def unix_peer_inode(inode: int) -> int | None:
+    """The inode of the unix socket at the other end."""
+    peer = _unix_diag(inode, UDIAG_SHOW_PEER).get(UNIX_DIAG_PEER)
+    return struct.unpack_from("=I", peer)[0] or None if peer and len(peer) >= 4 else None
+
+
+def unix_bound_file(inode: int) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of the file a unix socket is bound to, if any."""
+    vfs = _unix_diag(inode, UDIAG_SHOW_VFS).get(UNIX_DIAG_VFS)
+    if not vfs or len(vfs) < 8:
+        return None
+    ino, dev = struct.unpack_from("=II", vfs)
+    return os.makedev(dev >> 20, dev & 0xFFFFF), ino  # the kernel's dev_t, as stat spells it
 
 
 def file_identity(dup: int) -> tuple[int, int]:

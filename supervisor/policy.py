@@ -48,10 +48,6 @@ TRACED = frozenset(s.name for s in syscalls.TABLE)
 # target; a rule denying an untraced one outright is refused.
 LAUNCHER_TRACED = frozenset({"close", "execve", "execveat", "write", "exit", "exit_group"})
 LAUNCHER_UNTRACED = frozenset({"getpid", "gettid", "tgkill", "kill", "rt_sigprocmask", "rt_sigreturn"})
-# Calls whose address or path is in the program's memory: a decision on it
-# must be taken on the supervisor's own copy, which then makes that very call.
-POINTER_ADDRESS = frozenset({"connect", "bind", "sendto", "sendmsg", "sendmmsg"})
-POINTER_PATH = frozenset({"open", "openat", "openat2", "creat", "execve", "execveat"})
 
 TOP_KEYS = ("version", "default", "rules", "budgets")
 RULE_KEYS = ("name", "syscalls", "class", "family", "addr", "port", "path", "direction", "target", "action", "errno")
@@ -322,26 +318,9 @@ EXEC_CHECKED = frozenset({"execve", "execveat"})
 OPEN_CHECKED = GROUPS["@file"]
 # Sends whose address the data path copies once and sends to itself.
 ADDRESS_IN_MESSAGE = frozenset({"sendto", "sendmsg", "sendmmsg"})
-# Every call whose path a rule can decide: the socket file a unix connect
-# or send names is found and pinned as an open's file is, then used.
-PATH_CHECKED = EXEC_CHECKED | OPEN_CHECKED | {"connect"} | ADDRESS_IN_MESSAGE
-# Of POINTER_ADDRESS, what the supervisor decides on its copy and then makes itself.
-ADDRESS_CHECKED = frozenset({"connect", "bind"}) | ADDRESS_IN_MESSAGE
-
-
-def not_enforced_yet(policy: Policy) -> list[str]:
-    """What `superv run --policy` cannot enforce yet, one line per rule or budget."""
-    problems = []
-    for rule in policy.rules:
-        names = rule.syscalls if rule.syscalls is not None else TRACED
-        if (rule.addrs or rule.ports) and names & POINTER_ADDRESS - ADDRESS_CHECKED:
-            calls = ", ".join(sorted(names & POINTER_ADDRESS - ADDRESS_CHECKED))
-            problems.append(f"{rule.label} (line {rule.line}): `addr`/`port` on {calls} (addresses the program passes)")
-        unchecked = (names & POINTER_ADDRESS - PATH_CHECKED) if rule.paths else frozenset()
-        if unchecked:
-            problems.append(f"{rule.label} (line {rule.line}): `path` on {', '.join(sorted(unchecked))} "
-                            "(unix socket paths)")
-    return problems
+# Every call whose path a rule can decide: the socket file a unix connect,
+# send or bind names is found as an open's file is (bind: then checked).
+PATH_CHECKED = EXEC_CHECKED | OPEN_CHECKED | {"connect", "bind"} | ADDRESS_IN_MESSAGE
 
 
 def address_and_port(endpoint: str | None) -> tuple[str | None, int | None]:

@@ -318,22 +318,3 @@ def test_what_superv_s_launcher_needs_is_never_denied_in_the_kernel():
         "version: 1\nrules:\n  - {syscalls: [rt_sigprocmask], action: kill}\n").message
 
 
-def test_what_run_cannot_enforce_yet_is_listed_by_rule():
-    p = parse("""\
-        version: 1
-        rules:
-          - {name: a, syscalls: [connect], addr: [10.0.0.0/8], action: deny}
-          - {name: d, syscalls: [sendto], port: 53, action: deny}
-          - {name: e, syscalls: [sendmmsg], addr: [0.0.0.0/32], action: deny}
-          - {name: b, syscalls: [read], class: net, addr: [10.0.0.0/8], action: deny}
-          - {name: c, syscalls: [openat], path: [/etc/**], action: deny}
-          - {name: f, syscalls: [connect], path: [/run/**], action: deny}
-          - {name: g, syscalls: [bind, sendto], path: [/run/**], action: deny}
-        budgets:
-          - {direction: send, bytes: 1MiB, action: kill}
-        """)
-    # a, d, e: connect's, sendto's and sendmmsg's addresses are decided on superv's copy, which it then uses
-    # c, f: opens and unix connects are walked and made by superv
-    assert policy.not_enforced_yet(p) == [
-        "g (line 9): `path` on bind (unix socket paths)",
-    ]  # and budgets are enforced

@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import signal
 import socket
 import threading
 import subprocess
@@ -357,3 +358,102 @@ def test_a_datagram_to_a_unix_socket_path_is_decided_on_the_socket_file(superv, 
             receiver.close()
     assert [(e["address"], e["policy"]["rule"]) for e in policy_events(run)] == [
         ("secret.dgram", "no-secret"), ("link.dgram", "no-secret")]
+
+
+BINDING_CLIENT = """\
+import errno, os, socket, stat, sys
+os.chdir(sys.argv[1])
+os.umask(0o077)
+for name in ("ok/a.sock", sys.argv[1] + "/secret/b.sock", "ok/link/c.sock", "ok/a.sock", "\\0abstract-superv-test"):
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.bind(name)
+        mode = oct(stat.S_IMODE(os.stat(name).st_mode)) if name[0] != "\\0" else "-"
+        print(name.replace(sys.argv[1], "DIR").strip("\\0"), "bound", s.getsockname() in (name, name.encode()), mode)
+    except OSError as e:
+        print(name.replace(sys.argv[1], "DIR").strip("\\0"), errno.errorcode[e.errno])
+"""
+
+
+def test_a_unix_socket_bind_is_decided_on_where_its_file_would_be_made(superv, tmp_path):
+    """path on bind: decided on the file the bind would make (through the
+    program's cwd and symlinks); made from the program's working directory
+    with its umask, under the very name it gave (getsockname as natively)."""
+    for run_name in ("native", "superv"):
+        (tmp_path / run_name / "ok").mkdir(parents=True)
+        (tmp_path / run_name / "secret").mkdir()
+        (tmp_path / run_name / "ok" / "link").symlink_to("../secret")
+    (tmp_path / "client.py").write_text(BINDING_CLIENT)
+    natively = native([sys.executable, tmp_path / "client.py", tmp_path / "native"])
+    assert natively.stdout.decode().splitlines() == [
+        "ok/a.sock bound True 0o700", "DIR/secret/b.sock bound True 0o700", "ok/link/c.sock bound True 0o700",
+        "ok/a.sock EADDRINUSE", "abstract-superv-test bound True -"]
+    run = superv([sys.executable, tmp_path / "client.py", tmp_path / "superv"], options=policy_option(tmp_path, (
+        "version: 1\nrules:\n"
+        f"  - {{name: sockets-here, syscalls: [bind], path: [{tmp_path}/superv/ok/**], action: allow}}\n"
+        "  - {name: no-sockets-elsewhere, syscalls: [bind], path: ['/**'], action: deny, errno: EACCES}\n"
+    )))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.decode().splitlines() == [
+        "ok/a.sock bound True 0o700", "DIR/secret/b.sock EACCES", "ok/link/c.sock EACCES",
+        "ok/a.sock EADDRINUSE", "abstract-superv-test bound True -"]
+    assert sorted(p.name for p in (tmp_path / "superv" / "secret").iterdir()) == []
+    denials = policy_events(run)
+    assert [e["file"] for e in denials] == [f"{tmp_path}/superv/secret/b.sock", f"{tmp_path}/superv/secret/c.sock"]
+
+
+BIND_FLIP = """\
+import os, socket, sys, threading
+os.chdir(sys.argv[1])
+done = False
+def flip():
+    while not done:
+        for target, temporary in (("../secret", "ok/dir.a"), ("real", "ok/dir.b")):
+            try:
+                os.symlink(target, temporary)
+                os.rename(temporary, "ok/dir")
+            except OSError:
+                pass
+threading.Thread(target=flip).start()
+bound = refused = 0
+for i in range(1000):
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.bind(f"ok/dir/s{i}.sock")
+        bound += 1
+    except OSError:
+        refused += 1
+    s.close()
+done = True
+print("bound", bound, "refused", refused)
+"""
+
+
+def test_a_bind_whose_path_changes_after_the_check_kills_the_process(superv, tmp_path):
+    """A second thread points a directory symlink at an allowed and a denied
+    directory in turn during 1000 binds.  Natively hundreds of socket files
+    land in the denied one.  Under superv a bind is made under the program's
+    own name, then checked: one that landed elsewhere than decided kills the
+    process at once, so at most that one socket file is left there."""
+    for run_name in ("native", "superv"):
+        for where in ("ok/real", "secret"):
+            (tmp_path / run_name / where).mkdir(parents=True)
+        (tmp_path / run_name / "ok" / "dir").symlink_to("real")
+    (tmp_path / "flip.py").write_text(BIND_FLIP)
+    natively = native([sys.executable, tmp_path / "flip.py", tmp_path / "native"])
+    assert natively.returncode == 0, natively.stderr
+    assert len(list((tmp_path / "native" / "secret").iterdir())) > 0, "the flipping must race natively"
+    run = superv([sys.executable, tmp_path / "flip.py", tmp_path / "superv"], options=policy_option(tmp_path, (
+        "version: 1\nrules:\n"
+        f"  - {{name: sockets-here, syscalls: [bind], path: [{tmp_path}/superv/ok/**], action: allow}}\n"
+        "  - {name: nowhere-else, syscalls: [bind], family: unix, action: deny, errno: EACCES}\n"
+    )))
+    stray = list((tmp_path / "superv" / "secret").iterdir())
+    kills = [e for e in policy_events(run) if e["policy"]["action"] == "kill"]
+    assert len(stray) == len(kills) <= 1
+    if kills:
+        assert run.returncode == -signal.SIGKILL or run.returncode == 137
+        assert kills[0]["syscall"] == "bind" and kills[0]["policy"]["rule"] == "sockets-here"
+    else:
+        bound, refused = map(int, run.stdout.split()[1::2])
+        assert bound + refused == 1000 and refused > 0

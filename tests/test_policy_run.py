@@ -134,22 +134,6 @@ def test_audit_logs_every_traced_call_and_changes_nothing(prog, superv, tmp_path
     assert policy_of(run)["default_calls"] == len(calls)  # counted by Python and the fast path alike
 
 
-def test_a_policy_superv_cannot_enforce_yet_is_refused_before_anything_runs(prog, tmp_path):
-    out = tmp_path / "out"
-    unix_paths = tmp_path / "unix.yaml"
-    unix_paths.write_text("version: 1\nrules:\n  - {name: no-docker, syscalls: [bind], path: [/run/docker.sock], "
-                          "action: deny}\n")
-    done = subprocess.run([*SUPERV, "run", "-o", str(out), "--policy", str(unix_paths), "--",
-                           str(prog("policy_calls")), "net"], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 125
-    assert done.stdout == ""  # the program never ran
-    assert done.stderr.splitlines() == [
-        f"superv: {unix_paths}: this superv cannot enforce yet:",
-        "  no-docker (line 3): `path` on bind (unix socket paths)",
-    ]
-    assert not out.exists()
-
-
 LOCAL_ONLY = """\
 version: 1
 rules:
