@@ -488,6 +488,31 @@ static PyObject *k_bind_as(PyObject *self, PyObject *args)
     return PyLong_FromLong(rc ? -rc : job.result);
 }
 
+/* renameat2() with its flags (Python's os.rename has none): 0 or -errno. */
+static PyObject *k_renameat2(PyObject *self, PyObject *args)
+{
+    int olddir, newdir;
+    const char *oldname, *newname;
+    unsigned int flags;
+    if (!PyArg_ParseTuple(args, "iyiyI", &olddir, &oldname, &newdir, &newname, &flags))
+        return NULL;
+    long rc = syscall(SYS_renameat2, olddir, oldname, newdir, newname, flags);
+    return PyLong_FromLong(rc < 0 ? -errno : 0);
+}
+
+/* fchownat(), which with AT_EMPTY_PATH changes the file an O_PATH fd holds
+ * (a symlink too): 0 or -errno. */
+static PyObject *k_fchownat(PyObject *self, PyObject *args)
+{
+    int dir, flags;
+    const char *name;
+    long owner, group;
+    if (!PyArg_ParseTuple(args, "iylli", &dir, &name, &owner, &group, &flags))
+        return NULL;
+    long rc = syscall(SYS_fchownat, dir, name, (uid_t)owner, (gid_t)group, flags);
+    return PyLong_FromLong(rc < 0 ? -errno : 0);
+}
+
 static PyObject *k_tgkill(PyObject *self, PyObject *args)
 {
     int tgid, tid, sig;
@@ -680,6 +705,8 @@ static PyMethodDef methods[] = {
      "accept_nowait(fd, flags) -> (new fd, peer sockaddr bytes) or -errno, never blocking"},
     {"bind_as", k_bind_as, METH_VARARGS,
      "bind_as(fd, sockaddr bytes, cwd fd, umask) -> 0 or -errno: bind() from that cwd, with that umask"},
+    {"renameat2", k_renameat2, METH_VARARGS, "renameat2(olddirfd, old, newdirfd, new, flags) -> 0 or -errno"},
+    {"fchownat", k_fchownat, METH_VARARGS, "fchownat(dirfd, name, owner, group, flags) -> 0 or -errno"},
     {"tgkill", k_tgkill, METH_VARARGS, "tgkill(tgid, tid, sig)"},
     {"tee", k_tee, METH_VARARGS, "tee(fd_in, fd_out, len, flags) -> count duplicated"},
     {"ptrace_interrupt", k_ptrace_interrupt, METH_VARARGS,

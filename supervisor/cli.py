@@ -228,13 +228,14 @@ def run(options, program: list[str], superv_argv: list[str]) -> int:
     _kernel.set_interrupt_handler(WAKE_SIGNAL)
     recorder = Recorder(out_dir, trace)
     started = time.time()
-    kernel_rules, guards = (), ()
+    kernel_rules, guards, on_demand = (), (), ()
     if enforced is not None:
         from . import policy
 
         kernel_rules, guards = policy.kernel_plan(enforced)[0], policy.guards(enforced)
+        on_demand = policy.traced_on_demand(enforced)
     try:
-        pid, pidfd, listener = launch.start(path, program, kernel_rules, guards)
+        pid, pidfd, listener = launch.start(path, program, kernel_rules, guards, on_demand)
     except launch.LaunchError as e:
         if e.message:
             print(e.message, file=sys.stderr)

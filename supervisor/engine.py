@@ -225,6 +225,7 @@ class Supervisor:
             Handling.REAP: self.on_reap,
             Handling.REFUSED: self.on_refused,
             Handling.SIGNAL: self.on_signal_call,
+            Handling.PATH_CHANGE: self.on_path_change,
         }
         # Until its execve the root is superv's launcher: show what it will run.
         self.root = self._start_process(root_pid, launching=True, argv=root_argv)
@@ -532,6 +533,8 @@ class Supervisor:
         if spec.name in policy.OPEN_CHECKED and policy.reads_path(self.policy, spec.name) and \
                 self._open_checked(n, spec, task):
             return True  # else no path can change the decision, taken below on the other facts
+        if spec.handling is Handling.PATH_CHANGE:
+            return False  # decided and made in on_path_change, on the files its paths reach
         if spec.name == "fcntl" and as_int(n.args[1]) == syscalls.F_SETOWN_EX:
             self._set_owner(n, spec, task)  # traced only for a guard
             return True
@@ -1629,6 +1632,62 @@ class Supervisor:
         self.recorder.other_call(task.process.pid, n.tid, seq, spec.name, _describe(spec, fields), None, **fields)
         self.listener.let_through(n.id)
 
+    def on_path_change(self, n: Notification, spec, task: Task, seq: int) -> None:
+        """unlink, rename, mkdir, chmod...: each path is walked as the
+        program's own call would walk it (pathwalk), decided on the file it
+        reaches or would make, and the call is made by superv relative to the
+        directories held since, so that what was decided on is what changes."""
+        from . import policy
+
+        a = dict(zip(spec.args, n.args))
+        flags = as_int(a.get("flags", 0))
+        pid = task.process.pid
+        fields: dict = {}
+        reached: list[pathwalk.Reached] = []
+        try:
+            for role in ("path", "oldpath", "newpath"):
+                if role not in a:
+                    continue
+                dirfd_arg = {"path": "dirfd", "oldpath": "olddirfd", "newpath": "newdirfd"}[role]
+                dirfd = as_int(a[dirfd_arg]) if dirfd_arg in a else pathwalk.AT_FDCWD
+                follow = spec.name in syscalls.FOLLOWS_LAST and not flags & syscalls.AT_SYMLINK_NOFOLLOW or \
+                    role == "oldpath" and spec.name == "linkat" and flags & syscalls.AT_SYMLINK_FOLLOW
+                try:
+                    raw = kernel.read_string(n.tid, a[role], limit=pathwalk.PATH_MAX)
+                except OSError:
+                    raise _Failed(errno.EFAULT) from None
+                fields[role] = os.fsdecode(raw)
+                request = pathwalk.OpenRequest(dirfd, raw, 0 if follow else os.O_NOFOLLOW, 0)
+                try:
+                    reached.append(pathwalk.reach(n.tid, pid, task.process.pidfd, request))
+                except OSError as e:  # the program's own call fails in the lookup, unless refused first
+                    lexical = pathwalk.lexical_path(n.tid, request)
+                    facts = policy.CallFacts(spec.name, FdClass.DISK.value, path=lexical, direction="send")
+                    if self._refused(n, spec, task, seq, fields, policy.decide(self.policy, facts)):
+                        return
+                    raise _Failed(e.errno) from None
+            fields["files"] = [r.path for r in reached]
+            for r in reached:
+                file = pathwalk.file_facts(r)
+                proc_pid = pathwalk.proc_pid(r)
+                facts = policy.CallFacts(spec.name, classify(file).fd_class.value if file else FdClass.DISK.value,
+                                         path=r.path, direction="send",
+                                         at_supervisor=proc_pid is not None and proc_pid in self._supervisor_ids())
+                if self._refused(n, spec, task, seq, fields, policy.decide(self.policy, facts)):
+                    return
+            umask = self._acting_for(n.tid, pid, creates=spec.name in ("mkdir", "mkdirat", "mknod", "mknodat"))
+            if umask < 0:
+                raise _Failed(-umask)
+            target = kernel.read_string(n.tid, a["target"]) if "target" in a else None
+            result = _change_path(spec.name, a, flags, reached, umask, target)
+        except _Failed as failure:
+            result = -failure.errno
+        finally:
+            for r in reached:
+                r.close()
+        self.recorder.other_call(pid, n.tid, seq, spec.name, _describe(spec, fields), result, **fields)
+        self.listener.answer(n.id, result)
+
     def on_refused(self, n: Notification, spec, task: Task, seq: int) -> None:
         self.recorder.refused_call(task.process.pid, n.tid, seq, spec.name, -errno.ENOSYS)
         self.listener.answer(n.id, -errno.ENOSYS)
@@ -1828,6 +1887,71 @@ def _open_request(n: Notification, spec) -> pathwalk.OpenRequest | int:
     if spec.name != "openat2":
         mode = mode & 0o7777 if flags & (os.O_CREAT | pathwalk.O_TMPFILE) else 0
     return pathwalk.OpenRequest(dirfd, path, flags, mode, resolve)
+
+
+class _Failed(Exception):
+    """A call that fails with this errno, as the kernel's own would."""
+
+    def __init__(self, errno_value: int):
+        super().__init__(errno_value)
+        self.errno = errno_value
+
+
+def _change_path(name: str, a: dict, flags: int, reached: list, umask: int, target: bytes | None) -> int:
+    """Make a path change on the held directories and pinned files: 0 or -errno."""
+    first = reached[0]
+    for r in reached:
+        if r.must_be_dir and r.pinned is not None and not stat.S_ISDIR(os.fstat(r.pinned).st_mode):
+            return -errno.ENOTDIR
+    pinned = f"/proc/self/fd/{first.pinned}"
+    try:
+        if name in ("unlink", "unlinkat", "rmdir"):
+            if flags & ~syscalls.AT_REMOVEDIR:
+                return -errno.EINVAL
+            if name == "rmdir" or flags & syscalls.AT_REMOVEDIR:
+                os.rmdir(first.name, dir_fd=first.parent)
+            else:
+                os.unlink(first.name, dir_fd=first.parent)
+        elif name in ("mkdir", "mkdirat"):
+            pathwalk.with_umask(umask, lambda: os.mkdir(first.name, a["mode"] & 0o7777, dir_fd=first.parent))
+        elif name in ("mknod", "mknodat"):
+            pathwalk.with_umask(umask, lambda: os.mknod(first.name, a["mode"] & 0xFFFFFFFF, a["dev"] & 0xFFFFFFFF,
+                                                        dir_fd=first.parent))
+        elif name in ("rename", "renameat", "renameat2"):
+            old, new = reached
+            return _kernel.renameat2(old.parent, old.name, new.parent, new.name, flags if name == "renameat2" else 0)
+        elif name in ("link", "linkat"):
+            old, new = reached
+            if flags & ~(syscalls.AT_SYMLINK_FOLLOW | syscalls.AT_EMPTY_PATH):
+                return -errno.EINVAL
+            if flags & syscalls.AT_SYMLINK_FOLLOW:  # the file the symlink led to, pinned
+                if old.pinned is None:
+                    return -errno.ENOENT
+                os.link(f"/proc/self/fd/{old.pinned}", new.name, dst_dir_fd=new.parent, follow_symlinks=True)
+            else:
+                os.link(old.name, new.name, src_dir_fd=old.parent, dst_dir_fd=new.parent, follow_symlinks=False)
+        elif name in ("symlink", "symlinkat"):
+            os.symlink(target, first.name, dir_fd=first.parent)
+        elif first.pinned is None:
+            return -errno.ENOENT
+        elif name == "truncate":
+            kind = os.fstat(first.pinned).st_mode
+            if not stat.S_ISREG(kind):
+                return -(errno.EISDIR if stat.S_ISDIR(kind) else errno.EINVAL)
+            fd = os.open(pinned, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.ftruncate(fd, syscalls.as_ssize(a["length"]))
+            finally:
+                os.close(fd)
+        elif name in ("chmod", "fchmodat"):
+            os.chmod(pinned, a["mode"] & 0o7777)
+        else:  # chown, lchown, fchownat: on the pinned file itself, a symlink included
+            if flags & ~(syscalls.AT_SYMLINK_NOFOLLOW | syscalls.AT_EMPTY_PATH):
+                return -errno.EINVAL
+            return _kernel.fchownat(first.pinned, b"", as_int(a["owner"]), as_int(a["group"]), syscalls.AT_EMPTY_PATH)
+    except OSError as e:
+        return -e.errno
+    return 0
 
 
 def _bound_in(sock: int, reached: pathwalk.Reached) -> bool:

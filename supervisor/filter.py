@@ -20,11 +20,13 @@ PIDFD_THREAD = os.O_EXCL  # pidfd_open() of any thread, not only a leader (6.9)
 LOW_32 = 0xFFFFFFFF  # pid_t arguments: an int in a 64-bit register
 
 
-def build(kernel_rules=(), guards=(), supervisor: tuple[int, int] | None = None) -> pyseccomp.SyscallFilter:
+def build(kernel_rules=(), guards=(), supervisor: tuple[int, int] | None = None,
+          on_demand=()) -> pyseccomp.SyscallFilter:
     """kernel_rules: a policy's calls denied or killed outright
     (policy.kernel_plan), decided here instead of in the supervisor.
     guards: its `target: supervisor` rules, compiled against supervisor =
-    (superv's pid, its process group)."""
+    (superv's pid, its process group).  on_demand: the names of the calls
+    it has traced besides the table's (policy.traced_on_demand)."""
     bpf = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
     bpf.set_attr(pyseccomp.Attr.ACT_BADARCH, pyseccomp.KILL_PROCESS)
     in_kernel = set()
@@ -33,6 +35,8 @@ def build(kernel_rules=(), guards=(), supervisor: tuple[int, int] | None = None)
         in_kernel.add(rule.syscall)
     for rule in guards:
         _guard(bpf, rule, *supervisor)
+    for name in sorted(on_demand):
+        bpf.add_rule(pyseccomp.NOTIFY, name)
     for call in syscalls.TABLE:
         if call.name in in_kernel:
             continue
@@ -73,8 +77,9 @@ def _guard(bpf: pyseccomp.SyscallFilter, rule, pid: int, pgid: int) -> None:
             bpf.add_rule(pyseccomp.NOTIFY, name)
         elif name == "ioctl":  # the fd names a terminal: the supervisor asks whose
             bpf.add_rule(pyseccomp.NOTIFY, name, pyseccomp.Arg(1, pyseccomp.MASKED_EQ, LOW_32, syscalls.TIOCSIG))
-        elif syscalls.BY_NAME[name].handling is syscalls.Handling.FD_NEW and name != "fcntl":
-            continue  # an open of superv's /proc/PID files: the supervisor decides on the file it reaches
+        elif syscalls.BY_NAME[name].handling in (syscalls.Handling.FD_NEW, syscalls.Handling.PATH_CHANGE) and \
+                name != "fcntl":
+            continue  # superv's /proc/PID files: the supervisor decides on the file the path reaches
         elif name == "fcntl":  # SIGIO and SIGURG go to the owner
             for target in (pid, -pgid):
                 bpf.add_rule(action, name, pyseccomp.Arg(1, pyseccomp.EQ, syscalls.F_SETOWN), pid_is(2, target))
@@ -82,11 +87,11 @@ def _guard(bpf: pyseccomp.SyscallFilter, rule, pid: int, pgid: int) -> None:
             bpf.add_rule(pyseccomp.NOTIFY, name, pyseccomp.Arg(1, pyseccomp.EQ, syscalls.F_SETOWN_EX))
 
 
-def program_fd(kernel_rules=(), guards=(), supervisor: tuple[int, int] | None = None) -> int:
+def program_fd(kernel_rules=(), guards=(), supervisor: tuple[int, int] | None = None, on_demand=()) -> int:
     """A memfd holding the program (an array of struct sock_filter, ready for
     seccomp(2)), positioned at its start, for the launcher to read."""
     fd = os.memfd_create("superv-filter", 0)
     with os.fdopen(os.dup(fd), "wb") as sink:
-        build(kernel_rules, guards, supervisor).export_bpf(sink)
+        build(kernel_rules, guards, supervisor, on_demand).export_bpf(sink)
     os.lseek(fd, 0, os.SEEK_SET)
     return fd

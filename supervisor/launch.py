@@ -63,13 +63,14 @@ def _check_executable(name: str, path: str) -> str:
     return path
 
 
-def start(path: str, argv: list[str], kernel_rules=(), guards=()) -> tuple[int, int, Listener]:
+def start(path: str, argv: list[str], kernel_rules=(), guards=(), on_demand=()) -> tuple[int, int, Listener]:
     """Spawn the launcher; returns (pid, pidfd, listener) with the target on its way.
     kernel_rules: what a policy denies outright (policy.kernel_plan); guards:
-    its rules against signals aimed at superv (policy.guards)."""
+    its rules against signals aimed at superv (policy.guards); on_demand: the
+    calls it has traced (policy.traced_on_demand)."""
     if not os.access(LAUNCHER, os.X_OK):
         raise LaunchError(EXIT_SUPERV_FAILURE, f"superv: the launcher {LAUNCHER} is missing; reinstall superv")
-    program = bpf.program_fd(kernel_rules, guards, (os.getpid(), os.getpgrp()))
+    program = bpf.program_fd(kernel_rules, guards, (os.getpid(), os.getpgrp()), on_demand)
     try:
         pid = os.posix_spawn(
             LAUNCHER,

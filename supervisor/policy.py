@@ -31,11 +31,13 @@ FAMILIES = ("tcp", "tcp6", "udp", "udp6", "unix", "unix-stream", "unix-dgram", "
 DIRECTIONS = ("send", "recv")
 
 _BY_HANDLING = {h: frozenset(s.name for s in syscalls.TABLE if s.handling is h) for h in syscalls.Handling}
+OPENS = frozenset({"open", "openat", "openat2", "creat"})
+PATH_CHANGES = frozenset(s.name for s in syscalls.PATH_CHANGES)
 GROUPS: dict[str, frozenset[str]] = {
     "@io": _BY_HANDLING[syscalls.Handling.DATA],
     "@net": frozenset({"socket", "socketpair", "accept", "accept4", "connect", "bind", "listen", "shutdown",
                        "recvfrom", "sendto", "recvmsg", "sendmsg", "recvmmsg", "sendmmsg"}),
-    "@file": frozenset({"open", "openat", "openat2", "creat"}),
+    "@file": OPENS | PATH_CHANGES,
     "@exec": _BY_HANDLING[syscalls.Handling.EXEC],
     "@process": _BY_HANDLING[syscalls.Handling.SPAWN] | _BY_HANDLING[syscalls.Handling.EXIT]
     | _BY_HANDLING[syscalls.Handling.REAP],
@@ -265,6 +267,15 @@ def guards(policy: Policy) -> tuple[Rule, ...]:
     return tuple(r for r in policy.rules if r.target is not None)
 
 
+def traced_on_demand(policy: Policy) -> frozenset[str]:
+    """The calls superv traces only for this policy: the path changes
+    (unlink, rename, mkdir...) its rules name, but for those the kernel's
+    filter denies outright."""
+    named = frozenset().union(*(rule.syscalls for rule in policy.rules if rule.syscalls is not None))
+    in_kernel = {k.syscall for k in kernel_plan(policy)[0]}
+    return (named & PATH_CHANGES) - in_kernel
+
+
 def leaves_alone(policy: Policy, syscall: str) -> bool:
     """No rule names this call and the default allows it: each such call is
     the default's, whatever its arguments."""
@@ -282,7 +293,7 @@ def _reads_path(rule: Rule, syscall: str) -> bool:
     """The rule looks at the file this call names (a guard: whether it is superv's /proc/PID)."""
     if rule.syscalls is not None and syscall not in rule.syscalls:
         return False
-    return bool(rule.paths) or (rule.target is not None and syscall in OPEN_CHECKED)
+    return bool(rule.paths) or (rule.target is not None and syscall in OPEN_CHECKED | PATH_CHANGES)
 
 
 def reads_path(policy: Policy, syscall: str) -> bool:
@@ -315,12 +326,12 @@ def reads_address(policy: Policy, syscall: str) -> bool:
 EXEC_CHECKED = frozenset({"execve", "execveat"})
 # Opens whose path is walked and decided by the supervisor, which then opens
 # that very file for the program (pathwalk).
-OPEN_CHECKED = GROUPS["@file"]
+OPEN_CHECKED = OPENS
 # Sends whose address the data path copies once and sends to itself.
 ADDRESS_IN_MESSAGE = frozenset({"sendto", "sendmsg", "sendmmsg"})
 # Every call whose path a rule can decide: the socket file a unix connect,
 # send or bind names is found as an open's file is (bind: then checked).
-PATH_CHECKED = EXEC_CHECKED | OPEN_CHECKED | {"connect", "bind"} | ADDRESS_IN_MESSAGE
+PATH_CHECKED = EXEC_CHECKED | OPEN_CHECKED | PATH_CHANGES | {"connect", "bind"} | ADDRESS_IN_MESSAGE
 
 
 def address_and_port(endpoint: str | None) -> tuple[str | None, int | None]:
@@ -419,12 +430,13 @@ class _Reader:
             fields["target"] = self.choice(keys["target"][1], ("supervisor",), "target")
             if names is None or not names <= GUARDED:
                 where = keys["syscalls"][1] if "syscalls" in keys else keys["target"][0]
-                raise self.fail(where, "`target: supervisor` guards " + ", ".join(sorted(GUARDED)) + ": list "
-                                "the ones to guard in `syscalls`")
+                signals = ", ".join(sorted(GUARDED - GROUPS["@file"]))
+                raise self.fail(where, f"`target: supervisor` guards {signals} and the @file calls: list the ones "
+                                "to guard in `syscalls`")
             if conditions != ["target"] or action not in ("deny", "kill"):
                 raise self.fail(keys["target"][0], "`target: supervisor` goes alone, with action deny or kill")
         elif conditions and names is not None:
-            unseen = sorted(names - TRACED)
+            unseen = sorted(names - TRACED - PATH_CHANGES)
             if unseen:
                 raise self.fail(
                     keys[conditions[0]][0],

@@ -34,6 +34,7 @@ class Handling(enum.Enum):
     REAP = "reap"  # wait4, waitid: children are taken in before they are reaped
     REFUSED = "refused"  # always fails with ENOSYS: it would bypass the supervisor
     SIGNAL = "signal"  # sends a signal: traced only when a policy guards the supervisor
+    PATH_CHANGE = "path_change"  # changes the file system by path: traced on a policy's demand, made by superv
 
 
 class Layout(enum.Enum):
@@ -153,8 +154,42 @@ ON_DEMAND: tuple[Syscall, ...] = (
     Syscall("ioctl", 16, ("fd", "cmd", "arg"), Handling.SIGNAL),
 )
 
-BY_NR: dict[int, Syscall] = {s.nr: s for s in TABLE + ON_DEMAND}
-BY_NAME: dict[str, Syscall] = {s.name: s for s in TABLE + ON_DEMAND}
+# Traced only on a policy's demand (a rule naming them, as readonly.yaml's
+# "@file"): the calls that change the file system by path other than opens.
+# The supervisor decides on the files they reach and makes them itself.
+PATH_CHANGES: tuple[Syscall, ...] = (
+    Syscall("unlink", 87, ("path",), Handling.PATH_CHANGE),
+    Syscall("unlinkat", 263, ("dirfd", "path", "flags"), Handling.PATH_CHANGE),
+    Syscall("rmdir", 84, ("path",), Handling.PATH_CHANGE),
+    Syscall("mkdir", 83, ("path", "mode"), Handling.PATH_CHANGE),
+    Syscall("mkdirat", 258, ("dirfd", "path", "mode"), Handling.PATH_CHANGE),
+    Syscall("mknod", 133, ("path", "mode", "dev"), Handling.PATH_CHANGE),
+    Syscall("mknodat", 259, ("dirfd", "path", "mode", "dev"), Handling.PATH_CHANGE),
+    Syscall("rename", 82, ("oldpath", "newpath"), Handling.PATH_CHANGE),
+    Syscall("renameat", 264, ("olddirfd", "oldpath", "newdirfd", "newpath"), Handling.PATH_CHANGE),
+    Syscall("renameat2", 316, ("olddirfd", "oldpath", "newdirfd", "newpath", "flags"), Handling.PATH_CHANGE),
+    Syscall("link", 86, ("oldpath", "newpath"), Handling.PATH_CHANGE),
+    Syscall("linkat", 265, ("olddirfd", "oldpath", "newdirfd", "newpath", "flags"), Handling.PATH_CHANGE),
+    Syscall("symlink", 88, ("target", "newpath"), Handling.PATH_CHANGE),
+    Syscall("symlinkat", 266, ("target", "newdirfd", "newpath"), Handling.PATH_CHANGE),
+    Syscall("truncate", 76, ("path", "length"), Handling.PATH_CHANGE),
+    Syscall("chmod", 90, ("path", "mode"), Handling.PATH_CHANGE),
+    Syscall("fchmodat", 268, ("dirfd", "path", "mode"), Handling.PATH_CHANGE),
+    Syscall("chown", 92, ("path", "owner", "group"), Handling.PATH_CHANGE),
+    Syscall("lchown", 94, ("path", "owner", "group"), Handling.PATH_CHANGE),
+    Syscall("fchownat", 260, ("dirfd", "path", "owner", "group", "flags"), Handling.PATH_CHANGE),
+)
+
+# Of PATH_CHANGES, those whose last path component, a symlink, is followed
+# (fchownat: unless AT_SYMLINK_NOFOLLOW; linkat's old path: with AT_SYMLINK_FOLLOW).
+FOLLOWS_LAST = frozenset({"truncate", "chmod", "fchmodat", "chown", "fchownat"})
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_REMOVEDIR = 0x200
+AT_SYMLINK_FOLLOW = 0x400
+AT_EMPTY_PATH = 0x1000
+
+BY_NR: dict[int, Syscall] = {s.nr: s for s in TABLE + ON_DEMAND + PATH_CHANGES}
+BY_NAME: dict[str, Syscall] = {s.name: s for s in TABLE + ON_DEMAND + PATH_CHANGES}
 
 F_DUPFD = 0
 F_DUPFD_CLOEXEC = 1030

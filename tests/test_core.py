@@ -170,10 +170,12 @@ def test_every_table_number_is_libseccomps():
 
 
 def test_data_calls_have_a_layout_and_names_are_unique():
-    known = syscalls.TABLE + syscalls.ON_DEMAND
+    known = syscalls.TABLE + syscalls.ON_DEMAND + syscalls.PATH_CHANGES
     assert len(syscalls.BY_NAME) == len(known) == len(syscalls.BY_NR)
     for call in known:
         assert (call.handling is syscalls.Handling.DATA) == (call.layout is not None), call.name
+        # the numbers are libseccomp's for x86_64
+        assert pyseccomp.resolve_syscall(pyseccomp.Arch.X86_64, call.name) == call.nr, call.name
 
 
 def test_call_kinds_follow_libc():

@@ -72,7 +72,8 @@ ERRORS = [
     ("version: 1\nbudgets:\n  - {class: net, bytes: 1MiB, action: kill}\n", 3, 5, "a budget needs `direction`"),
     (RULE.format("    addr: []\n    action: deny"), 5, 11, "empty list: leave the key out to match anything"),
     ("version: 1\nrules:\n  - {syscalls: [read], target: supervisor, action: deny}\n", 3, 16,
-     "`target: supervisor` guards creat, fcntl, ioctl, kill, open, openat, openat2, pidfd_open, rt_sigqueueinfo, rt_tgsigqueueinfo, tgkill, tkill"),
+     "`target: supervisor` guards fcntl, ioctl, kill, pidfd_open, rt_sigqueueinfo, rt_tgsigqueueinfo, tgkill, tkill "
+     "and the @file calls"),
     ("version: 1\nrules:\n  - {syscalls: [kill], target: supervisor, action: log}\n", 3, 24,
      "`target: supervisor` goes alone, with action deny or kill"),
     ("version: 2\n", 1, 10, "unknown version 2: this superv reads version 1"),

@@ -457,3 +457,107 @@ def test_a_bind_whose_path_changes_after_the_check_kills_the_process(superv, tmp
     else:
         bound, refused = map(int, run.stdout.split()[1::2])
         assert bound + refused == 1000 and refused > 0
+
+
+PATH_CHANGES = """\
+import errno, os, stat, sys
+os.chdir(sys.argv[1])
+os.umask(0o027)
+def attempt(name, call):
+    try:
+        call()
+        print(name, "ok")
+    except OSError as e:
+        print(name, errno.errorcode[e.errno])
+def describe(path):
+    try:
+        st = os.lstat(path)
+        return f"{stat.filemode(st.st_mode)} {st.st_size}"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+open("file", "w").write("content\\n")
+os.symlink("file", "link")
+dirfd = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+attempt("mkdir", lambda: os.mkdir("made", 0o777))
+attempt("mkdir-again", lambda: os.mkdir("made"))
+attempt("mkdir-slash", lambda: os.mkdir("made2/"))
+attempt("mkdirat", lambda: os.mkdir("made3", 0o700, dir_fd=dirfd))
+attempt("mkdir-missing-parent", lambda: os.mkdir("none/made"))
+attempt("chmod-through-link", lambda: os.chmod("link", 0o600))
+attempt("chown-through-link", lambda: os.chown("link", os.getuid(), -1))
+attempt("lchown", lambda: os.lchown("link", os.getuid(), os.getgid()))
+attempt("truncate", lambda: os.truncate("link", 3))
+attempt("truncate-dir", lambda: os.truncate("made", 0))
+attempt("link", lambda: os.link("file", "hard"))
+attempt("link-of-symlink", lambda: os.link("link", "hard-to-link", follow_symlinks=False))
+attempt("symlink", lambda: os.symlink("/nowhere/at/all", "dangling"))
+attempt("rename", lambda: os.rename("hard", "made/moved"))
+attempt("rename-over-dir", lambda: os.rename("file", "made"))
+attempt("renameat", lambda: os.rename("made/moved", "back", src_dir_fd=dirfd, dst_dir_fd=dirfd))
+attempt("unlink-symlink", lambda: os.unlink("link"))
+attempt("unlink-dir", lambda: os.unlink("made"))
+attempt("unlink-slash", lambda: os.unlink("file/"))
+attempt("unlink-missing", lambda: os.unlink("missing"))
+attempt("rmdir-full", lambda: os.rmdir("made"))
+attempt("rmdir", lambda: os.rmdir("made2"))
+attempt("unlinkat-dir", lambda: os.rmdir("made3", dir_fd=dirfd))
+attempt("mkfifo", lambda: os.mkfifo("fifo", 0o666))
+for name in sorted(os.listdir(".")):
+    print("left", name, describe(name))
+"""
+
+
+def test_path_changes_made_by_superv_are_the_programs_own(superv, tmp_path):
+    """unlink, rmdir, mkdir, mknod, rename, link, symlink, truncate, chmod
+    and chown, walked and made by superv (each symlink followed or not as
+    the call does; the program's umask): the same outcomes and results as
+    natively."""
+    for run_name in ("native", "superv"):
+        (tmp_path / run_name).mkdir()
+    (tmp_path / "changes.py").write_text(PATH_CHANGES)
+    natively = native([sys.executable, tmp_path / "changes.py", tmp_path / "native"])
+    assert natively.returncode == 0, natively.stderr
+    run = superv([sys.executable, tmp_path / "changes.py", tmp_path / "superv"],
+                 options=policy_option(tmp_path, EVERY_PATH))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.decode().splitlines() == natively.stdout.decode().splitlines()
+    made = {e["syscall"] for e in run.events if e.get("files")}
+    assert {"mkdir", "unlink", "rmdir", "rename", "link", "symlink", "truncate", "chmod", "chown", "lchown"} <= made
+    assert made & {"mknod", "mknodat"} and made & {"unlinkat", "mkdirat", "renameat", "linkat"}
+
+
+def test_readonly_refuses_changes_outside_the_writable_places(superv, tmp_path):
+    """readonly.yaml's "@file" covers unlink, rename, mkdir, chmod...: each
+    fails with EACCES outside /tmp and the working directory."""
+    outside = f"/var/tmp/superv-readonly-{os.getpid()}"
+    os.mkdir(outside)
+    try:
+        (tmp_path / "inside").write_text("x")
+        open(f"{outside}/file", "w").write("x")
+        script = f"""
+import errno, os
+def attempt(name, call):
+    try:
+        call()
+        print(name, "ok")
+    except OSError as e:
+        print(name, errno.errorcode[e.errno])
+attempt("unlink outside", lambda: os.unlink("{outside}/file"))
+attempt("chmod outside", lambda: os.chmod("{outside}/file", 0o777))
+attempt("mkdir outside", lambda: os.mkdir("{outside}/dir"))
+attempt("rename out", lambda: os.rename("{tmp_path}/inside", "{outside}/moved"))
+attempt("symlink outside", lambda: os.symlink("/etc/passwd", "{outside}/link"))
+attempt("rename inside", lambda: os.rename("{tmp_path}/inside", "{tmp_path}/renamed"))
+attempt("mkdir inside", lambda: os.mkdir("{tmp_path}/dir"))
+"""
+        run = superv([sys.executable, "-c", script], options=("--policy", str(POLICIES / "readonly.yaml")))
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.decode().splitlines() == [
+            "unlink outside EACCES", "chmod outside EACCES", "mkdir outside EACCES", "rename out EACCES",
+            "symlink outside EACCES", "rename inside ok", "mkdir inside ok"]
+        assert sorted(os.listdir(outside)) == ["file"]
+        assert oct(os.stat(f"{outside}/file").st_mode & 0o777) != "0o777"
+    finally:
+        for name in os.listdir(outside):
+            os.unlink(f"{outside}/{name}")
+        os.rmdir(outside)

@@ -162,3 +162,28 @@ def test_an_ordinary_user_gets_the_opens_it_would_get_natively(prog, public_dir)
     done = subprocess.run([*command, str(public_dir / "superv")], capture_output=True, timeout=120, cwd=public_dir)
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout.decode().splitlines() == natively.stdout.decode().splitlines()
+
+
+def test_an_ordinary_user_gets_the_path_changes_it_would_get_natively(public_dir):
+    """unlink, rename, mkdir, chmod... made by superv for an ordinary user:
+    the same outcomes as its native run (superv acts with the same rights)."""
+    from test_policy_paths import PATH_CHANGES
+
+    script = public_dir / "changes.py"
+    script.write_text(PATH_CHANGES)
+    policy = public_dir / "every-path.yaml"
+    policy.write_text('version: 1\nrules:\n  - {name: every-path, syscalls: ["@file"], path: ["/**"], '
+                      'action: log}\n')
+    python = _accessible_python() if os.geteuid() == 0 else sys.executable
+    command = [*_ordinary_superv(public_dir, public_dir / "out"), "--policy", str(policy), "--", python, str(script)]
+    drop = AS_NOBODY if os.geteuid() == 0 else []
+    for name in ("native", "superv"):
+        (public_dir / name).mkdir()
+        if drop:
+            os.chown(public_dir / name, NOBODY, NOBODY)
+    natively = subprocess.run([*drop, python, str(script), str(public_dir / "native")], capture_output=True,
+                              timeout=60)
+    assert natively.returncode == 0, natively.stderr
+    done = subprocess.run([*command, str(public_dir / "superv")], capture_output=True, timeout=120, cwd=public_dir)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().splitlines() == natively.stdout.decode().splitlines()
