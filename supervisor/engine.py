@@ -262,7 +262,7 @@ class Supervisor:
                 self.apply_notes()
                 self.handle(Notification(nid, tid, nr, arch, ip, args), progress=progress)
             except Exception as error:
-                self._after_bug(nid, self.root_pid, "handle", error)
+                self._after_bug(nid, nr, self.root_pid, "handle", error)
 
     def apply_notes(self) -> None:
         """Learn the lifecycle calls the fast path took since (under the lock)."""
@@ -317,12 +317,14 @@ class Supervisor:
             else:
                 self.listener.let_through(n.id)
         except Exception as error:  # a bug must not leave the target hanging
-            self._after_bug(n.id, process.pid, spec.name, error)
+            self._after_bug(n.id, n.nr, process.pid, spec.name, error)
 
-    def _after_bug(self, nid: int, pid: int, where: str, error: Exception) -> None:
+    def _after_bug(self, nid: int, nr: int, pid: int, where: str, error: Exception) -> None:
         """A bug must not leave the target hanging, nor, under a policy, let
-        an unchecked call through: it fails with EPERM instead."""
-        if self.policy is None:
+        an unchecked call through: it fails with EPERM instead (but an exit,
+        which cannot fail, and has nothing to check)."""
+        spec = syscalls.BY_NR.get(nr)
+        if self.policy is None or spec is not None and spec.handling is Handling.EXIT:
             self.recorder.internal_error(pid, where, error, "the call was let through")
             self.listener.let_through(nid)
         else:
