@@ -41,4 +41,4 @@ bench: compiled
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf build superv-out .pytest_cache supervisor/*.so supervisor/superv-launch supervisor/__pycache__
+	rm -rf build superv-out .pytest_cache supervisor/*.so supervisor/superv-launch supervisor/superv-watchdog supervisor/__pycache__

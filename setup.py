@@ -1,6 +1,7 @@
-"""Builds the two native parts with the system C compiler at install time:
-the superv._kernel extension (setuptools does it) and the superv-launch
-executable, which goes into the package beside the extension."""
+"""Builds the native parts with the system C compiler at install time:
+the superv._kernel and superv._fastpath extensions (setuptools does them)
+and the superv-launch and superv-watchdog executables, which go into the
+package beside them."""
 import os
 import subprocess
 import sysconfig
@@ -8,7 +9,8 @@ import sysconfig
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-LAUNCHER_SOURCE = os.path.join("native", "launcher.c")
+EXECUTABLES = {"superv-launch": os.path.join("native", "launcher.c"),
+               "superv-watchdog": os.path.join("native", "watchdog.c")}
 
 
 class BuildWithLauncher(build_ext):
@@ -16,9 +18,9 @@ class BuildWithLauncher(build_ext):
         super().run()
         package_dir = os.path.dirname(self.get_ext_fullpath("superv._kernel"))
         os.makedirs(package_dir, exist_ok=True)
-        target = os.path.join(package_dir, "superv-launch")
         compiler = os.environ.get("CC") or sysconfig.get_config_var("CC").split()[0] or "cc"
-        subprocess.check_call([compiler, "-O2", "-Wall", "-Werror", "-o", target, LAUNCHER_SOURCE])
+        for name, source in EXECUTABLES.items():
+            subprocess.check_call([compiler, "-O2", "-Wall", "-Werror", "-o", os.path.join(package_dir, name), source])
 
 
 setup(

@@ -235,14 +235,21 @@ def run(options, program: list[str], superv_argv: list[str]) -> int:
         kernel_rules, guards = policy.kernel_plan(enforced)[0], policy.guards(enforced)
         on_demand = policy.traced_on_demand(enforced)
     try:
+        watchdog, watchdog_pid = launch.start_watchdog()
+    except launch.LaunchError as e:
+        print(e.message, file=sys.stderr)
+        recorder.close()
+        return e.status
+    try:
         pid, pidfd, listener = launch.start(path, program, kernel_rules, guards, on_demand)
     except launch.LaunchError as e:
         if e.message:
             print(e.message, file=sys.stderr)
+        launch.end_watchdog(watchdog, watchdog_pid)
         recorder.close()
         return e.status
 
-    supervisor = Supervisor(listener, recorder, pid, program, enforced)
+    supervisor = Supervisor(listener, recorder, pid, program, enforced, watchdog)
     if not supervisor.sync_wakeup:
         recorder.note(pid, "SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP is not offered by this kernel: every call pays a cross-CPU wake-up")
     else:
@@ -262,6 +269,7 @@ def run(options, program: list[str], superv_argv: list[str]) -> int:
     finally:
         supervisor.stop()
         supervisor.release_all()
+        launch.end_watchdog(watchdog, watchdog_pid)
         with supervisor.lock:
             recorder.heartbeat()
             run_info = {

@@ -184,8 +184,9 @@ class Parked:
 
 class Supervisor:
     def __init__(self, listener: Listener, recorder: Recorder, root_pid: int, root_argv: list[str],
-                 policy=None):
+                 policy=None, watchdog: socket.socket | None = None):
         self.listener = listener
+        self.watchdog = watchdog  # superv-watchdog's socket: it gets a pidfd of each process (launch.start_watchdog)
         self.recorder = recorder
         self.root_pid = root_pid
         self.policy = policy  # a policy.Policy, or None: record only
@@ -364,6 +365,12 @@ class Supervisor:
                 ppid = procfs.task_status(pid).ppid
         except OSError:
             return None
+        if self.watchdog is not None:
+            try:
+                socket.send_fds(self.watchdog, [b"p"], [pidfd])
+            except OSError as e:  # the watchdog died: say so once, go on
+                self.recorder.internal_error(pid, "watchdog", e, "processes may outlive superv")
+                self.watchdog = None
         process = Process(pid, pidfd, start_time, launching=launching)
         self.processes[pid] = process
         self.pidfds[pidfd] = process

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import stat
+import time
 
 from . import filter as bpf
 from .kernel import Listener, duplicate_fd
 
 LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "superv-launch")
+WATCHDOG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "superv-watchdog")
 LISTENER_LINK = "anon_inode:seccomp notify"
 EXIT_SUPERV_FAILURE = 125
 EXIT_NOT_EXECUTABLE = 126
@@ -61,6 +64,34 @@ def _check_executable(name: str, path: str) -> str:
     if not os.access(path, os.X_OK):
         raise LaunchError(EXIT_NOT_EXECUTABLE, f"superv: {name}: Permission denied")
     return path
+
+
+def start_watchdog() -> tuple[socket.socket, int]:
+    """Start superv-watchdog (native/watchdog.c), untraced: (its socket, its
+    pid).  Give it a pidfd of each traced process through the socket; when
+    superv exits, however it exits, the watchdog kills what is left of them."""
+    if not os.access(WATCHDOG, os.X_OK):
+        raise LaunchError(EXIT_SUPERV_FAILURE, f"superv: the watchdog {WATCHDOG} is missing; reinstall superv")
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    try:
+        os.set_inheritable(theirs.fileno(), True)
+        pid = os.posix_spawn(WATCHDOG, [WATCHDOG, str(theirs.fileno())], os.environ, setsigmask=())
+    except OSError as e:
+        ours.close()
+        raise LaunchError(EXIT_SUPERV_FAILURE, f"superv: cannot start the watchdog: {e.strerror}") from None
+    finally:
+        theirs.close()
+    return ours, pid
+
+
+def end_watchdog(watchdog: socket.socket, pid: int) -> None:
+    """At the end of a run: the watchdog sees the socket close, kills what
+    may be left (nothing, after a normal end), and is reaped here."""
+    watchdog.close()
+    for _ in range(400):
+        if os.waitpid(pid, os.WNOHANG) != (0, 0):
+            return
+        time.sleep(0.005)
 
 
 def start(path: str, argv: list[str], kernel_rules=(), guards=(), on_demand=()) -> tuple[int, int, Listener]:

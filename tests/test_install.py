@@ -18,6 +18,7 @@ def test_pip_install_gives_a_working_superv(tmp_path):
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     package = env_dir / "lib" / version / "site-packages" / "superv"
     assert (package / "superv-launch").stat().st_mode & 0o111
+    assert (package / "superv-watchdog").stat().st_mode & 0o111
     assert list(package.glob("_kernel*.so"))
 
     out = tmp_path / "out"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import stat
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Run, parse_log
+from conftest import SUPERV, Run, parse_log, wait_for
 
 IN_CALLS = {"read", "readv", "pread64", "preadv", "preadv2", "recvfrom", "recvmsg", "recvmmsg"}
 OUT_CALLS = {"write", "writev", "pwrite64", "pwritev", "pwritev2", "sendto", "sendmsg", "sendmmsg"}
@@ -416,3 +417,29 @@ def test_no_program_is_125(tmp_path):
     first = proc.stderr.decode().splitlines()[0]
     assert first.startswith("superv: ") and "program" in first
     assert "Traceback" not in proc.stderr.decode()
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def test_a_killed_superv_takes_every_traced_process_with_it(tmp_path):
+    """SIGKILL to superv alone: its watchdog kills what it traced (the
+    shell, and the sleep in the background that makes no traced call and
+    would run on unchecked), so that no process keeps running without a
+    supervisor."""
+    proc = subprocess.Popen([*SUPERV, "run", "-q", "-o", str(tmp_path / "out"), "--", "sh", "-c",
+                             "sleep 1000 & echo $$ $!; wait"], stdout=subprocess.PIPE, start_new_session=True)
+    shell, sleeper = map(int, proc.stdout.readline().split())
+    # the sleep has started and sleeps (a traced call that superv's death
+    # cut short would end it anyway, with ENOSYS)
+    wait_for(lambda: "nanosleep" in Path(f"/proc/{sleeper}/wchan").read_text())
+    assert _running(shell)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    wait_for(lambda: not _running(shell) and not _running(sleeper))
