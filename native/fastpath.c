@@ -204,23 +204,42 @@ static void bury(void)
 
 /* ---- output: events.jsonl, <pid>.log rows, --trace ------------------------- */
 
-static void write_all(int fd, const char *data, size_t len)
+/* The first error writing each output (a full disk): 0, or its errno.
+ * The run goes on; that output is written no more, and what it holds stays
+ * whole lines.  output_errors() tells Python, which says so at the end. */
+static int events_error, trace_error, rows_error;
+
+/* All of data (whole lines), or what fits of it: on an error a file is cut
+ * back to the end of the last whole line written, the errno is kept in
+ * *error, and later writes are skipped. */
+static int write_all(int fd, const char *data, size_t len, int *error)
 {
-    while (len) {
-        ssize_t n = write(fd, data, len);
+    if (*error)
+        return -1;
+    off_t start = lseek(fd, 0, SEEK_CUR); /* -1 for a pipe or a terminal */
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = write(fd, data + done, len - done);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
-            return; /* a full disk: the run goes on, what fits is kept */
-        data += n;
-        len -= (size_t)n;
+        if (n <= 0) {
+            *error = n < 0 ? errno : EIO;
+            size_t whole = done;
+            while (whole && data[whole - 1] != '\n')
+                whole--;
+            if (start >= 0 && ftruncate(fd, start + (off_t)whole) < 0)
+                start = -1;
+            return -1;
+        }
+        done += (size_t)n;
     }
+    return 0;
 }
 
 static void events_flush(void)
 {
     if (events_len && events_fd >= 0)
-        write_all(events_fd, events_buf, events_len);
+        write_all(events_fd, events_buf, events_len, &events_error);
     events_len = 0;
 }
 
@@ -229,8 +248,8 @@ static void events_add(const char *line, size_t len)
     if (events_len + len + 1 > EVENTS_BUFFER)
         events_flush();
     if (len + 1 > EVENTS_BUFFER) {
-        write_all(events_fd, line, len);
-        write_all(events_fd, "\n", 1);
+        if (write_all(events_fd, line, len, &events_error) == 0)
+            write_all(events_fd, "\n", 1, &events_error);
         return;
     }
     memcpy(events_buf + events_len, line, len);
@@ -244,16 +263,23 @@ static int rows_flush(proc *p)
 {
     if (!p->log_path || (!p->rows_len && p->log_started))
         return 0;
-    int fd = open(p->log_path, O_WRONLY | O_CREAT | O_CLOEXEC | (p->log_started ? O_APPEND : O_TRUNC), 0644);
-    if (fd < 0)
+    if (rows_error) { /* written no more: drop them */
+        p->rows_len = 0;
         return -1;
+    }
+    int fd = open(p->log_path, O_WRONLY | O_CREAT | O_CLOEXEC | (p->log_started ? O_APPEND : O_TRUNC), 0644);
+    if (fd < 0) {
+        rows_error = errno;
+        p->rows_len = 0;
+        return -1;
+    }
     if (!p->log_started)
-        write_all(fd, LOG_HEADER, sizeof LOG_HEADER - 1);
-    write_all(fd, p->rows, p->rows_len);
+        write_all(fd, LOG_HEADER, sizeof LOG_HEADER - 1, &rows_error);
+    write_all(fd, p->rows, p->rows_len, &rows_error);
     close(fd);
     p->log_started = 1;
     p->rows_len = 0;
-    return 0;
+    return rows_error ? -1 : 0;
 }
 
 static void rows_add(proc *p, const char *row, size_t len)
@@ -465,7 +491,7 @@ static void record(proc *p, const call_t *c, long long result, unsigned long lon
             m = snprintf(tl, sizeof tl, "[%d] [%s] %s(%d, %zu) = %lld\n", p->pid, e->tag, c->spec->name, c->fd,
                          c->count, result);
         if (m > 0 && m < (int)sizeof tl)
-            write_all(trace_fd, tl, (size_t)m);
+            write_all(trace_fd, tl, (size_t)m, &trace_error);
     }
 }
 
@@ -1128,7 +1154,7 @@ static void record_lifecycle(proc *p, task *t, const char *name, const char *fie
         char tl[128];
         int m = snprintf(tl, sizeof tl, "[%d] %s(%lld) = ?\n", p->pid, name, value);
         if (m > 0 && m < (int)sizeof tl)
-            write_all(trace_fd, tl, (size_t)m);
+            write_all(trace_fd, tl, (size_t)m, &trace_error);
     }
 }
 
@@ -2046,6 +2072,26 @@ static PyObject *f_flush(PyObject *self, PyObject *noargs)
     Py_RETURN_NONE;
 }
 
+/* output_errors() -> {"events": errno, "trace": errno, "logs": errno}, the outputs that failed */
+static PyObject *f_output_errors(PyObject *self, PyObject *noargs)
+{
+    PyObject *errors = PyDict_New();
+    const char *names[] = {"events", "trace", "logs"};
+    int values[] = {events_error, trace_error, rows_error};
+    for (int i = 0; errors && i < 3; i++) {
+        if (!values[i])
+            continue;
+        PyObject *v = PyLong_FromLong(values[i]);
+        if (!v || PyDict_SetItemString(errors, names[i], v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(errors);
+            return NULL;
+        }
+        Py_DECREF(v);
+    }
+    return errors;
+}
+
 static PyObject *f_add_row(PyObject *self, PyObject *args)
 {
     int pid;
@@ -2190,6 +2236,8 @@ static PyMethodDef methods[] = {
     {"drop_fds", f_drop_fds, METH_VARARGS, "drop_fds(pid, first, last): close our copies of those fds"},
     {"emit", f_emit, METH_VARARGS, "emit(line): append a line to events.jsonl"},
     {"flush", f_flush, METH_NOARGS, "flush(): write events.jsonl's pending lines"},
+    {"output_errors", f_output_errors, METH_NOARGS,
+     "output_errors() -> {output: errno}: events, trace or logs that could not be written (a full disk)"},
     {"add_row", f_add_row, METH_VARARGS, "add_row(pid, row): a network row of the process's log"},
     {"flush_rows", f_flush_rows, METH_VARARGS, "flush_rows(pid): write the process's log rows"},
     {"handle_again", f_handle_again, METH_VARARGS,

@@ -264,6 +264,7 @@ def run(options, program: list[str], superv_argv: list[str]) -> int:
     threading.Thread(target=forwarder.run, name="superv-signals", daemon=True).start()
 
     wait_status = None
+    lost: dict[str, str] = {}  # outputs that could not be written whole
     try:
         wait_status = trio.run(_control, supervisor, pid, pidfd, threads, options.interval)
     finally:
@@ -298,9 +299,19 @@ def run(options, program: list[str], superv_argv: list[str]) -> int:
             if not options.quiet:
                 print(reports.exit_table(recorder.ledger), file=sys.stderr)
                 print(f"superv: reports in {out_dir}", file=sys.stderr)
+            lost = recorder.output_errors()
         if trace not in (None, sys.stderr):
-            trace.close()
+            try:
+                trace.close()
+            except OSError as e:
+                lost.setdefault("--trace", e.strerror)
     status = reports.shell_status(wait_status)
+    if lost:
+        # The program ran to its end; what it did is not all written down.
+        what = "; ".join(f"{name}: {error}" for name, error in lost.items())
+        print(f"superv: the reports in {out_dir} are incomplete ({what}); what was written is whole. "
+              f"The program {reports.describe_status(wait_status)}.", file=sys.stderr)
+        return EXIT_SUPERV_FAILURE
     return EXIT_SUPERV_FAILURE if status is None else status
 
 

@@ -7,6 +7,7 @@ killed leaves only complete JSON lines behind.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -38,11 +39,14 @@ class Recorder:
         # One writer for events.jsonl, shared with the fast path so that the
         # lines of both stay whole (native/fastpath.c batches them).
         self.events_fd = os.open(
-            os.path.join(out_dir, "events.jsonl"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644
+            os.path.join(out_dir, "events.jsonl"), os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644
         )
         self.trace = trace  # a text stream, or None
         fastpath.set_output(self.events_fd, trace.fileno() if trace is not None else -1)
         self._heartbeat_seen: dict[tuple[int, int], tuple[int, int]] = {}
+        # What could not be written (a full disk): name -> the error.  The
+        # run goes on; cli says so at the end.
+        self.errors: dict[str, str] = {}
         self.logged: dict[int, dict] = {}  # tid -> the policy hit its next call record carries
         self._fragments: dict[int, tuple[Classification, str]] = {}
 
@@ -59,14 +63,21 @@ class Recorder:
         fastpath.emit(json.dumps(record, separators=(",", ":")))
 
     def note(self, pid: int, text: str) -> None:
-        if self.trace is not None:
-            self.trace.write(reports.trace_note(pid, text) + "\n")
-            self.trace.flush()
+        self._trace_line(reports.trace_note(pid, text))
 
     def _trace_call(self, pid: int, fd_class: FdClass | None, call: str, result: int | None) -> None:
-        if self.trace is not None:
-            self.trace.write(reports.trace_call(pid, fd_class, call, result) + "\n")
+        self._trace_line(reports.trace_call(pid, fd_class, call, result))
+
+    def _trace_line(self, line: str) -> None:
+        if self.trace is None:
+            return
+        try:
+            self.trace.write(line + "\n")
             self.trace.flush()
+        except OSError as e:  # the run goes on without --trace
+            self.errors["--trace"] = e.strerror
+            self.trace = None
+            fastpath.set_output(self.events_fd, -1)
 
     # -- processes ---------------------------------------------------------------
 
@@ -261,20 +272,74 @@ class Recorder:
         fastpath.flush()
 
     def write_logs(self) -> None:
-        """Each process's log: the rows the run wrote (or just the header), then the sections."""
+        """Each process's log: the rows the run wrote (or just the header),
+        then the sections.  A log that does not fit keeps what it had."""
         for process in self.ledger.processes.values():
-            fastpath.flush_rows(process.pid)
+            try:
+                fastpath.flush_rows(process.pid)
+            except OSError:
+                pass  # the fast path keeps its error (output_errors)
         for process in self.ledger.history:
             path = self.log_path(process.log_name)
-            with open(path, "a") as f:
-                if f.tell() == 0:
-                    f.write(reports.LOG_HEADER + "\n")
-                f.write(reports.log_sections(process))
+            try:
+                with open(path, "a") as f:
+                    had = f.tell()
+                    try:
+                        f.write((reports.LOG_HEADER + "\n" if had == 0 else "") + reports.log_sections(process))
+                        f.flush()
+                    except OSError:
+                        f.truncate(had)
+                        raise
+            except OSError as e:
+                self.errors[os.path.basename(path)] = e.strerror
+                if len(self.errors) > 20:
+                    break  # a full disk: the rest would fail alike
 
     def write_summary(self, run: dict) -> None:
+        """summary.json whole, or not at all (written aside, then renamed).
+        On a full disk the summary matters most: the end of events.jsonl
+        (whole lines) makes room for it."""
         path = os.path.join(self.out_dir, "summary.json")
-        with open(path, "w") as f:
-            f.write(reports.summary_text(reports.summary(self.ledger, run)))
+        text = reports.summary_text(reports.summary(self.ledger, run))
+        for attempt in range(2):
+            try:
+                with open(path + ".partial", "w") as f:
+                    f.write(text)
+                os.replace(path + ".partial", path)
+                return
+            except OSError as e:
+                error = e
+                try:
+                    os.unlink(path + ".partial")
+                except OSError:
+                    pass
+            if error.errno != errno.ENOSPC or attempt or not self._events_give_room(len(text.encode()) + 8192):
+                break
+        self.errors["summary.json"] = error.strerror
+
+    def _events_give_room(self, size: int) -> bool:
+        """Cut events.jsonl's last lines (at least size bytes) for the summary."""
+        fastpath.flush()
+        try:
+            end = os.lseek(self.events_fd, 0, os.SEEK_END)
+            if end == 0:
+                return False
+            keep = max(end - size, 0)
+            if keep:
+                tail = os.pread(self.events_fd, min(keep, 1 << 20), max(keep - (1 << 20), 0))
+                cut = tail.rfind(b"\n")
+                keep = max(keep - (1 << 20), 0) + cut + 1 if cut >= 0 else 0
+            os.ftruncate(self.events_fd, keep)
+        except OSError:
+            return False
+        self.errors["events.jsonl"] = f"{os.strerror(errno.ENOSPC)}, then cut to {keep} bytes for summary.json"
+        return True
+
+    def output_errors(self) -> dict[str, str]:
+        """Every output that could not be written whole, and why."""
+        names = {"events": "events.jsonl", "trace": "--trace", "logs": "the network rows of the logs"}
+        errors = {names[k]: os.strerror(v) for k, v in fastpath.output_errors().items()}
+        return errors | self.errors
 
     def close(self) -> None:
         fastpath.flush()

@@ -6,6 +6,8 @@ import os
 import re
 import subprocess
 
+import pytest
+
 from conftest import SUPERV
 
 
@@ -161,3 +163,35 @@ def test_shutdown_is_recorded_whichever_path_takes_it(prog, superv, tmp_path):
     lines = trace.read_text().splitlines()
     assert [line for line in lines if "shutdown(" in line] == [f"[{pid}] shutdown({first}) = ?",
                                                                f"[{pid}] shutdown({second}) = ?"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 KiB tmpfs (root only: mounting needs it)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], check=True)
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_reports_on_a_full_disk_keep_what_fits_and_say_so(small_disk):
+    """--out on a disk that fills up: the program runs to its end unharmed;
+    events.jsonl keeps whole lines, summary.json is written whole (the end
+    of events.jsonl makes room for it), and superv says what is missing,
+    with status 125."""
+    import json
+
+    out = small_disk / "out"
+    done = subprocess.run([*SUPERV, "run", "-q", "-o", str(out), f"--trace={small_disk / 'trace.txt'}", "--",
+                           "sh", "-c", "seq 1 100000 | cat > /dev/null; echo done"], capture_output=True, timeout=120)
+    assert done.stdout == b"done\n"
+    assert done.returncode == 125
+    message = done.stderr.decode()
+    assert message.startswith(f"superv: the reports in {out} are incomplete (") and "No space left on device" in message
+    assert message.rstrip().endswith("The program exited 0.")
+    lines = (out / "events.jsonl").read_text().splitlines()
+    assert lines and all(json.loads(line) for line in lines)
+    assert json.loads((out / "summary.json").read_text())["exit"] == "exited 0"
