@@ -139,6 +139,9 @@ TABLE: tuple[Syscall, ...] = (
     Syscall("io_uring_setup", 425, ("entries", "params"), Handling.REFUSED),
     Syscall("io_uring_enter", 426, ("fd", "to_submit", "min_complete", "flags", "sig", "sigsz"), Handling.REFUSED),
     Syscall("io_uring_register", 427, ("fd", "opcode", "arg", "nr_args"), Handling.REFUSED),
+    # Legacy AIO alike: io_submit reads and writes files with no read or write call.
+    Syscall("io_setup", 206, ("nr_events", "ctx"), Handling.REFUSED),
+    Syscall("io_submit", 209, ("ctx", "nr", "iocbs"), Handling.REFUSED),
 )
 
 # Traced only on a policy's demand (a rule with `target: supervisor`): the

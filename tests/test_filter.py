@@ -35,3 +35,19 @@ def test_io_uring_fails_with_enosys_and_is_counted(prog, superv):
     assert run.summary["refused_calls"] == 1
     refused = [e for e in run.events if e["type"] == "call" and e.get("refused")]
     assert [(e["syscall"], e["result"]) for e in refused] == [("io_uring_setup", -38)]
+
+
+def test_legacy_aio_fails_with_enosys_and_is_counted(prog, superv, tmp_path):
+    """io_submit writes a file with no write() call: natively the bytes land
+    unseen; under superv io_setup fails (ENOSYS) and the summary counts it."""
+    program = prog("filter_escape")
+    natively = subprocess.run([program, "aio", tmp_path / "native.txt"], capture_output=True)
+    assert natively.stdout == b"io_setup 0 ok\nio_submit 1 moved 10\n"
+    assert (tmp_path / "native.txt").read_bytes() == b"aio write\n"  # the bypass is real natively
+    run = superv([program, "aio", tmp_path / "superv.txt"])
+    assert run.returncode == 0
+    assert run.stdout == b"io_setup -1 ENOSYS\n"
+    assert not (tmp_path / "superv.txt").exists()
+    assert run.summary["refused_calls"] == 1
+    refused = [e for e in run.events if e["type"] == "call" and e.get("refused")]
+    assert [(e["syscall"], e["result"]) for e in refused] == [("io_setup", -38)]

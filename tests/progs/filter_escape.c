@@ -2,9 +2,13 @@
  *   int80      write(1, "i386 write\n") through the i386 ABI (int 0x80)
  *   x32        write(1, ...) with the x32 bit set in the syscall number
  *   io_uring   io_uring_setup(8, &params): prints the result and errno
+ *   aio FILE   legacy AIO: io_setup, then io_submit of a write of "aio write\n"
+ *              to FILE (no write() call at all); prints each result
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/aio_abi.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -36,6 +40,27 @@ int main(int argc, char **argv)
         memset(params, 0, sizeof params);
         long ret = syscall(425, 8, params);
         printf("io_uring_setup %ld %s\n", ret, ret < 0 ? strerrorname_np(errno) : "ok");
+        return 0;
+    }
+    if (strcmp(argv[1], "aio") == 0 && argc > 2) {
+        aio_context_t ctx = 0;
+        long ret = syscall(SYS_io_setup, 1, &ctx);
+        printf("io_setup %ld %s\n", ret, ret < 0 ? strerrorname_np(errno) : "ok");
+        if (ret == 0) {
+            static const char text[] = "aio write\n";
+            int fd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            struct iocb cb;
+            memset(&cb, 0, sizeof cb);
+            cb.aio_lio_opcode = IOCB_CMD_PWRITE;
+            cb.aio_fildes = (unsigned)fd;
+            cb.aio_buf = (unsigned long)text;
+            cb.aio_nbytes = sizeof text - 1;
+            struct iocb *list[1] = {&cb};
+            long submitted = syscall(SYS_io_submit, ctx, 1, list);
+            struct io_event done;
+            long got = submitted == 1 ? syscall(SYS_io_getevents, ctx, 1, 1, &done, NULL) : 0;
+            printf("io_submit %ld moved %lld\n", submitted, got == 1 ? (long long)done.res : -1LL);
+        }
         return 0;
     }
     return 64;
