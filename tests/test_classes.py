@@ -4,6 +4,7 @@ that cannot be exact (a tty, an eventfd) marked and counted as such."""
 import os
 import pty
 import subprocess
+import sys
 
 from conftest import SUPERV
 
@@ -80,3 +81,42 @@ def test_tty_output_goes_through_unchanged_and_is_marked_inexact(prog, tmp_path)
     assert [fd["fd"] for fd in tty] == [1]
     assert tty[0]["calls"] == len(lines)
     assert process["inexact_calls"] == 2 + len(lines)
+
+
+SCM_RIGHTS_PROGRAM = """\
+import os, socket
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen(1)
+a, b = socket.socketpair()
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:  # the child passes its TCP socket and the pipe's read end
+    tcp = socket.create_connection(server.getsockname())
+    os.write(w, b"through the pipe")
+    socket.send_fds(a, [b"fds"], [tcp.fileno(), r])
+    os._exit(0)
+os.close(r)
+os.close(w)
+connection, _ = server.accept()
+message, (tcp_fd, pipe_fd), _, _ = socket.recv_fds(b, 16, 2)
+connection.sendall(b"over tcp")
+print(tcp_fd, pipe_fd, os.read(pipe_fd, 100).decode(), socket.socket(fileno=tcp_fd).recv(100).decode())
+os.waitpid(pid, 0)
+"""
+
+
+def test_fds_passed_over_scm_rights_are_classified_in_the_receiver(superv):
+    """A TCP socket and a pipe end received with SCM_RIGHTS are, in the
+    receiver, the net and pipe fds they are, with the bytes read on them."""
+    program = [sys.executable, "-c", SCM_RIGHTS_PROGRAM]
+    natively = subprocess.run(program, capture_output=True, timeout=60)
+    run = superv(program)
+    assert run.returncode == 0, run.stderr
+    tcp_fd, pipe_fd, *words = run.stdout.decode().split()
+    assert words == natively.stdout.decode().split()[2:] == ["through", "the", "pipe", "over", "tcp"]
+    receiver = next(p for p in run.processes() if p["ppid"] not in {q["pid"] for q in run.processes()})
+    fds = {fd["fd"]: fd for fd in receiver["fds"]}
+    tcp = fds[int(tcp_fd)]
+    assert (tcp["class"], tcp["detail"].split()[0], tcp["bytes_in"]) == ("net", "tcp", 8)
+    assert (fds[int(pipe_fd)]["class"], fds[int(pipe_fd)]["bytes_in"]) == ("pipe", 16)
