@@ -655,3 +655,32 @@ def test_ctrl_c_on_a_terminal_is_not_recorded_as_forwarded(prog, tmp_path):
     run = Run(status, b"", b"", out)
     summary = assert_reports_complete(run)
     assert summary["signals_forwarded"] == 0, [e for e in run.events if e["type"] == "signal"]
+
+
+STORM_MIB = 256
+
+
+@pytest.mark.parametrize("handler", ["restart", "norestart"])
+def test_a_signal_storm_over_a_256_mib_stream(prog, background, handler):
+    """256 MiB through a pipe and 256 MiB through a unix socket, 64 KiB
+    blocking reads and writes in four threads, under SIGUSR1 every
+    millisecond: the same checksums as natively, no errno but EINTR (never
+    512-516), and the bytes recorded are the bytes moved."""
+    program = [prog("storm_stream"), handler, str(STORM_MIB)]
+    finished = {}
+    for name, under_superv in (("native", False), ("superv", True)):
+        run = background(name, program, under_superv=under_superv)
+        signal_storm(run)
+        finished[name] = run.finish()
+    native_run, superv_run = finished["native"], finished["superv"]
+    size = STORM_MIB << 20
+    assert native_run.returncode == 0, native_run.stderr.decode()
+    assert native_run.stdout.decode().splitlines()[2] == "odd errnos 0"
+    assert superv_run.returncode == 0, superv_run.stderr.decode()
+    assert superv_run.stdout == native_run.stdout
+    handled = re.search(rb"signals handled (\d+)", superv_run.stderr)
+    assert handled and int(handled[1]) > 100, superv_run.stderr
+    summary = assert_reports_complete(superv_run)
+    (process,) = summary["processes"]
+    assert (process["classes"]["pipe"]["bytes_in"], process["classes"]["pipe"]["bytes_out"]) == (size, size)
+    assert (process["classes"]["net"]["bytes_in"], process["classes"]["net"]["bytes_out"]) == (size, size)
