@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -132,6 +133,11 @@ int main(int argc, char **argv)
         return 2;
     int sock = atoi(argv[1]);
     setpgid(0, 0);
+    struct rlimit fds; /* a pidfd per live traced process: as many as it takes */
+    if (getrlimit(RLIMIT_NOFILE, &fds) == 0) {
+        fds.rlim_cur = fds.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &fds);
+    }
     for (int sig = 1; sig < 32; sig++)
         if (sig != SIGKILL && sig != SIGSTOP && sig != SIGCHLD)
             signal(sig, SIG_IGN);

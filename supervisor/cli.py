@@ -11,6 +11,7 @@ import argparse
 import datetime
 import os
 import platform
+import resource
 import re
 import signal
 import sys
@@ -248,6 +249,11 @@ def run(options, program: list[str], superv_argv: list[str]) -> int:
         launch.end_watchdog(watchdog, watchdog_pid)
         recorder.close()
         return e.status
+    # superv holds a copy of each fd the program uses: as many as the
+    # program may open, and more.  The program, spawned already, keeps its
+    # own limits.
+    _, most = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (most, most))
 
     supervisor = Supervisor(listener, recorder, pid, program, enforced, watchdog)
     if not supervisor.sync_wakeup:

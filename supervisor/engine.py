@@ -152,6 +152,8 @@ class PendingOutcome:
     fields: dict
     fds_before: frozenset[int] | None = None
     pair_address: int = 0
+    # pipe()'s array before the call, and which of the fds it named were open
+    pair_before: tuple[tuple[int, int], frozenset[int]] | None = None
     spawned_before: frozenset[int] | None = None  # children, or threads for CLONE_THREAD
     new_thread: bool = False
 
@@ -1473,10 +1475,16 @@ class Supervisor:
     def on_fd_new(self, n: Notification, spec, task: Task, seq: int) -> None:
         fields = _lifecycle_fields(spec, n, task)
         outcome = PendingOutcome(seq, spec, fields)
-        if spec.name in ("pipe", "pipe2", "socketpair"):
-            outcome.pair_address = spec.arg("fds" if spec.name != "socketpair" else "sv", n.args)
+        pid = task.process.pid
         try:
-            outcome.fds_before = frozenset(procfs.fd_numbers(task.process.pid))
+            if spec.name in ("pipe", "pipe2", "socketpair"):
+                # Two lookups, not a listing of every fd: a program with
+                # thousands of fds makes pipes at the speed of one with ten.
+                outcome.pair_address = spec.arg("fds" if spec.name != "socketpair" else "sv", n.args)
+                before = struct.unpack("=ii", kernel.read_memory(n.tid, outcome.pair_address, 8))
+                outcome.pair_before = (before, frozenset(fd for fd in before if _fd_open(pid, fd)))
+            else:
+                outcome.fds_before = frozenset(procfs.fd_numbers(pid))
         except OSError:
             pass
         self._expect(task, outcome)
@@ -1504,9 +1512,12 @@ class Supervisor:
         try:
             if outcome.pair_address:
                 pair = list(struct.unpack("=ii", kernel.read_memory(task.tid, outcome.pair_address, 8)))
-                if outcome.fds_before is not None and all(
-                    fd not in outcome.fds_before and os.path.lexists(f"/proc/{pid}/fd/{fd}") for fd in pair
-                ):
+                # The kernel writes the array only on success, with fds that
+                # were not open before: unchanged, and naming fds open before,
+                # it was not written.
+                before, open_before = outcome.pair_before or ((), frozenset())
+                written = tuple(pair) != before or not set(pair) & open_before
+                if outcome.pair_before is not None and written and all(_fd_open(pid, fd) for fd in pair):
                     result, fields["fds"] = 0, pair
                     for fd in pair:
                         self._forget_fd_view(task.process, fd)
@@ -1841,6 +1852,10 @@ def _channel_keys(c: Classification) -> tuple[int, int]:
     if c.peer_inode:
         return name("unix", c.identity[1]), name("unix", c.peer_inode)
     return 0, 0
+
+
+def _fd_open(pid: int, fd: int) -> bool:
+    return fd >= 0 and os.path.lexists(f"/proc/{pid}/fd/{fd}")
 
 
 def _same_file(pid: int, fd_a: int, fd_b: int) -> bool:

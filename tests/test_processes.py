@@ -443,3 +443,37 @@ def test_a_killed_superv_takes_every_traced_process_with_it(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
     wait_for(lambda: not _running(shell) and not _running(sleeper))
+
+
+TEN_THOUSAND_FDS = """\
+import os, resource
+print("soft limit", resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+pipes = [os.pipe() for _ in range(5000)]
+for r, w in pipes:
+    os.write(w, b"0123456789")
+print("fds", 2 * len(pipes), "bytes", sum(len(os.read(r, 100)) for r, w in pipes))
+"""
+
+
+def test_ten_thousand_fds_in_one_process(tmp_path):
+    """5000 pipes, every end used once, started with a soft fd limit of
+    1024: superv raises its own limit (it holds a copy of each fd), the
+    program keeps its own, and every call is recorded."""
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 10100:
+        pytest.skip(f"the hard fd limit ({hard}) is below 10,100")
+    out = tmp_path / "out"
+    done = subprocess.run([*SUPERV, "run", "-q", "-o", str(out), "--", sys.executable, "-c", TEN_THOUSAND_FDS],
+                          capture_output=True, timeout=300,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard)))
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().splitlines() == ["soft limit 1024", "fds 10000 bytes 50000"]
+    assert b"internal error" not in done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    pipes = summary["processes"][0]["classes"]["pipe"]
+    assert (pipes["bytes_in"], pipes["bytes_out"]) == (50000, 50000 + len(done.stdout))  # stdout is a pipe too
+    assert pipes["kinds"]["read"]["calls"] == 5000
