@@ -99,6 +99,40 @@ class StaleProcess(Exception):
     """A notification from a pid whose earlier process we still held."""
 
 
+@attrs.define
+class FdNumbers:
+    """superv's picture of a process's open fd numbers, kept from the calls
+    it sees, so that a new fd's number is known without listing them all
+    (quadratic with thousands of fds).  Untraced calls make fds too
+    (eventfd, epoll...): a number is checked in /proc before it is trusted."""
+
+    numbers: set[int]
+    lowest_free: int = 0  # every number below it is open
+
+    def free_from(self, base: int) -> int:
+        """The number the kernel gives the next fd at base or above."""
+        fd = max(base, self.lowest_free)
+        while fd in self.numbers:
+            fd += 1
+        if base <= self.lowest_free:
+            self.lowest_free = fd
+        return fd
+
+    def add(self, fd: int) -> None:
+        self.numbers.add(fd)
+
+    def remove(self, first: int, last: int | None = None) -> None:
+        last = first if last is None else last
+        gone = {fd for fd in self.numbers if first <= fd <= last} if last - first > 64 else \
+            self.numbers.intersection(range(first, last + 1))
+        self.numbers -= gone
+        if gone:
+            self.lowest_free = min(self.lowest_free, min(gone))
+
+    def copy(self) -> "FdNumbers":
+        return FdNumbers(set(self.numbers), self.lowest_free)
+
+
 @attrs.define(eq=False)
 class Process:
     pid: int
@@ -112,6 +146,7 @@ class Process:
     exec_attempt: "ExecAttempt | None" = None
     exit_code: int | None = None
     launching: bool = False  # still superv's launcher: its own calls are not the target's
+    fd_numbers: FdNumbers | None = None  # None: not known yet (listed at need)
 
 
 @attrs.define(eq=False)
@@ -151,6 +186,7 @@ class PendingOutcome:
     syscall: syscalls.Syscall
     fields: dict
     fds_before: frozenset[int] | None = None
+    expected_fd: int | None = None  # the number the new fd gets (FdNumbers), checked after the call
     pair_address: int = 0
     # pipe()'s array before the call, and which of the fds it named were open
     pair_before: tuple[tuple[int, int], frozenset[int]] | None = None
@@ -275,6 +311,8 @@ class Supervisor:
                 continue
             if what == fastpath.NOTE_CLOSE:
                 self._drop_fd(process, value, seq)
+                if process.fd_numbers is not None and value >= 0:
+                    process.fd_numbers.remove(value)
             elif what == fastpath.NOTE_EXIT_GROUP:
                 process.exit_code = value
             elif what == fastpath.NOTE_THREAD_EXIT:
@@ -390,6 +428,7 @@ class Supervisor:
     def _inherit_fds(self, child: Process, parent: Process) -> None:
         """A fork child starts with its parent's view of its fds (see open_fd)."""
         child.inherited = {**parent.inherited, **parent.fds}
+        child.fd_numbers = parent.fd_numbers.copy() if parent.fd_numbers is not None else None
 
     def _adopt_inherited(self, process: Process, fd: int, identity: tuple[int, int]) -> Classification | None:
         """The parent's classification of this fd, if it names the same file."""
@@ -883,6 +922,7 @@ class Supervisor:
             self.listener.answer(n.id, result)
         if result >= 0:
             self._forget_fd_view(process, result)
+            self._fd_made(process, result)
         self.recorder.other_call(process.pid, n.tid, seq, spec.name, _describe(spec, fields), result, **fields)
 
     def _supervisor_ids(self) -> set[int]:
@@ -1164,6 +1204,7 @@ class Supervisor:
                 self.listener.answer(n.id, result)
             else:
                 self._forget_fd_view(task.process, result)
+                self._fd_made(task.process, result)
             self.recorder.other_call(pid, n.tid, parked.seq, spec.name, _describe(spec, fields), result, **fields)
         finally:
             os.close(connection)
@@ -1484,11 +1525,24 @@ class Supervisor:
                 before = struct.unpack("=ii", kernel.read_memory(n.tid, outcome.pair_address, 8))
                 outcome.pair_before = (before, frozenset(fd for fd in before if _fd_open(pid, fd)))
             else:
-                outcome.fds_before = frozenset(procfs.fd_numbers(pid))
+                base = as_int(n.args[2]) if spec.name == "fcntl" else 0  # F_DUPFD's lowest number
+                outcome.expected_fd = self._next_fd(task.process, max(base, 0))
         except OSError:
             pass
         self._expect(task, outcome)
         self.listener.let_through(n.id)
+
+    def _next_fd(self, process: Process, base: int) -> int:
+        """The number the kernel will give the next new fd (at base or
+        above), found without listing every fd when superv's picture holds."""
+        for _ in range(2):
+            if process.fd_numbers is None:
+                process.fd_numbers = FdNumbers(set(procfs.fd_numbers(process.pid)))
+            fd = process.fd_numbers.free_from(base)
+            if not _fd_open(process.pid, fd):
+                return fd
+            process.fd_numbers = None  # an fd made by a call superv does not see: list them again
+        return fd
 
     def on_fd_replace(self, n: Notification, spec, task: Task, seq: int) -> None:
         old, new = as_int(spec.arg("fd", n.args)), as_int(spec.arg("newfd", n.args))
@@ -1521,9 +1575,11 @@ class Supervisor:
                     result, fields["fds"] = 0, pair
                     for fd in pair:
                         self._forget_fd_view(task.process, fd)
+                        self._fd_made(task.process, fd)
             elif spec.handling is Handling.FD_REPLACE:
                 if _same_file(pid, fields["fd"], fields["newfd"]):
                     result = fields["newfd"]
+                    self._fd_made(task.process, result)
             elif spec.name == "connect":
                 result = self._connect_outcome(task.process, fields["fd"])
             elif spec.handling is Handling.SPAWN:
@@ -1531,6 +1587,17 @@ class Supervisor:
             elif spec.handling is Handling.REAP and outcome.spawned_before is not None:
                 gone = sorted(outcome.spawned_before - procfs.all_children(pid))
                 result = gone[0] if gone else None
+            elif outcome.expected_fd is not None:
+                if _fd_open(pid, outcome.expected_fd):
+                    result = outcome.expected_fd
+                else:  # failed, or another thread took that number: ask /proc
+                    known = task.process.fd_numbers.numbers if task.process.fd_numbers else set()
+                    task.process.fd_numbers = None
+                    new = sorted(set(procfs.fd_numbers(pid)) - known - {outcome.expected_fd})
+                    result = new[0] if new and known else None
+                if result is not None:
+                    self._forget_fd_view(task.process, result)  # a number reused: classify it afresh
+                    self._fd_made(task.process, result)
             elif outcome.fds_before is not None:
                 new = sorted(set(procfs.fd_numbers(pid)) - outcome.fds_before)
                 if new:
@@ -1544,6 +1611,11 @@ class Supervisor:
             # child already reaped, or a connect in progress, tells nothing.
             fields["outcome"] = "failed" if spec.handling in (Handling.FD_NEW, Handling.FD_REPLACE) else "unknown"
         self.recorder.other_call(pid, task.tid, outcome.seq, spec.name, _describe(spec, fields), result, **fields)
+
+    @staticmethod
+    def _fd_made(process: Process, fd: int) -> None:
+        if process.fd_numbers is not None:
+            process.fd_numbers.add(fd)
 
     def _spawn_outcome(self, task: Task, outcome: PendingOutcome) -> int | None:
         """The new child's pid (or thread's tid).  A child is taken in now,
@@ -1574,10 +1646,14 @@ class Supervisor:
         if spec.name == "close":
             fd = as_int(n.args[0])
             self._drop_fd(process, fd, seq)
+            if process.fd_numbers is not None and fd >= 0:
+                process.fd_numbers.remove(fd)
             text, fields = f"close({fd})", {"fd": fd}
         else:
             first, last, flags = n.args[0] & 0xFFFFFFFF, n.args[1] & 0xFFFFFFFF, n.args[2]
             if not flags & CLOSE_RANGE_CLOEXEC:
+                if process.fd_numbers is not None:
+                    process.fd_numbers.remove(first, last)
                 fastpath.drop_fds(process.pid, first, last)
                 for fd in [fd for fd in {*process.fds, *process.inherited} if first <= fd <= last]:
                     self._drop_fd(process, fd, seq)
@@ -1765,6 +1841,7 @@ class Supervisor:
                 self._forget_task(tid)
         was_launching = process.launching
         process.launching = False
+        process.fd_numbers = None  # close-on-exec fds are gone
         self.recorder.process_exec(process.pid, task.tid, attempt.path, attempt.argv)
         if was_launching:
             return True

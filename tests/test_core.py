@@ -244,3 +244,24 @@ def test_channel_keys_pair_the_two_ends():
     assert _channel_keys(PIPE)[0] == _channel_keys(PIPE)[1] != 0
     unconnected = Classification(FdClass.NET, "udp", IoMode.DATAGRAM, (8, 5), local="0.0.0.0:53")
     assert _channel_keys(unconnected) == (0, 0)
+
+
+def test_fd_numbers_give_the_number_the_kernel_gives_next():
+    from superv.engine import FdNumbers
+
+    table = FdNumbers({0, 1, 2})
+    assert table.free_from(0) == 3
+    table.add(3)
+    assert table.free_from(0) == 4
+    table.add(4)
+    table.remove(1)
+    assert table.free_from(0) == 1  # the lowest free number, as the kernel picks
+    table.add(1)
+    assert table.free_from(0) == 5
+    assert table.free_from(10) == 10  # F_DUPFD's lowest number
+    table.add(10)
+    table.remove(0, 2**32 - 1)  # close_range(0, ~0U)
+    assert table.numbers == set() and table.free_from(0) == 0
+    copy = table.copy()
+    copy.add(0)
+    assert table.numbers == set()
