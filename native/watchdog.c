@@ -7,7 +7,8 @@
  * ENOSYS (kernel-facts Q11) and the process runs on, unrecorded and
  * unchecked.  superv starts this watchdog first, untraced, and sends it a
  * pidfd of each process it takes in (SCM_RIGHTS over SOCKET_FD, a unix
- * socket).  The watchdog lets go of a pidfd once its process has exited.
+ * socket), taken in batches.  It lets go of a pidfd once its process has
+ * exited.
  * When the socket reaches end of file (superv has exited, however it
  * exited), it SIGKILLs every process it still holds, and their children
  * superv had not seen yet, until none is left: a fork fails by then (fork
@@ -55,25 +56,29 @@ static void hold(int pidfd)
         close(pidfd);
 }
 
-/* Take the pidfds superv sent; 0 at end of file (superv is gone). */
-static int receive(int sock)
+/* Take every pidfd superv has sent so far; 0 at end of file (superv is
+ * gone, or done). */
+static int receive_all(int sock)
 {
-    char data[1];
-    char control[CMSG_SPACE(sizeof(int) * MAX_FDS_PER_MESSAGE)];
-    struct iovec iov = {data, sizeof data};
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
-                         .msg_controllen = sizeof control};
-    ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-    if (n < 0)
-        return errno == EINTR ? 1 : 0;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-            int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-            int *fds = (int *)CMSG_DATA(c);
-            for (int i = 0; i < count; i++)
-                hold(fds[i]);
-        }
-    return n > 0;
+    for (;;) {
+        char data[1];
+        char control[CMSG_SPACE(sizeof(int) * MAX_FDS_PER_MESSAGE)];
+        struct iovec iov = {data, sizeof data};
+        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+                             .msg_controllen = sizeof control};
+        ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        if (n < 0)
+            return errno == EAGAIN || errno == EINTR;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+                int *fds = (int *)CMSG_DATA(c);
+                for (int i = 0; i < count; i++)
+                    hold(fds[i]);
+            }
+        if (n == 0)
+            return 0;
+    }
 }
 
 /* The process pid's parent, from /proc/PID/status; -1 if gone. */
@@ -141,23 +146,29 @@ int main(int argc, char **argv)
     for (int sig = 1; sig < 32; sig++)
         if (sig != SIGKILL && sig != SIGSTOP && sig != SIGCHLD)
             signal(sig, SIG_IGN);
+    /* The socket wakes the watchdog when superv closes it (EPOLLRDHUP), not
+     * for each pidfd: those are taken in batches, every 100 ms, so that a
+     * run making many processes does not pay a wake-up for each.  One not
+     * taken yet when superv dies is found as a child of one taken. */
     epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = sock};
+    struct epoll_event ev = {.events = EPOLLRDHUP, .data.fd = sock};
     if (epoll_fd < 0 || epoll_ctl(epoll_fd, EPOLL_CTL_ADD, sock, &ev) < 0)
         return 1;
     int running = 1;
     while (running) {
         struct epoll_event events[64];
-        int n = epoll_wait(epoll_fd, events, 64, -1);
+        int n = epoll_wait(epoll_fd, events, 64, 100);
+        int closed = 0;
         for (int i = 0; i < n; i++) {
             int fd = events[i].data.fd;
             if (fd == sock) {
-                running = receive(sock);
+                closed = 1;
             } else { /* its process exited */
                 epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, NULL);
                 close(fd);
             }
         }
+        running = receive_all(sock) && !closed;
         if (n < 0 && errno != EINTR)
             break;
     }
