@@ -484,3 +484,28 @@ def test_ten_thousand_fds_in_one_process(tmp_path):
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     opens = [e["result"] for e in events if e.get("syscall") == "openat" and e.get("path") == "/dev/null"]
     assert len(opens) == 5001 and len(set(opens[:5000])) == 5000 and opens[5000] == opens[100]
+
+
+EXEC_FROM_A_THREAD = """\
+import os, threading, time
+r, w = os.pipe()
+os.write(w, b"before exec\\n")
+print(os.read(r, 100).decode().strip(), flush=True)
+def other():
+    os.execv("/bin/sh", ["sh", "-c", "echo after exec from a thread; echo data | cat"])
+threading.Thread(target=other).start()
+time.sleep(30)
+print("not reached")
+"""
+
+
+def test_execve_from_a_thread_that_is_not_the_leader(superv):
+    """The kernel ends the other threads and the exec'ing one takes the
+    process's pid: superv follows, records the exec and the new image's I/O."""
+    run = superv([sys.executable, "-c", EXEC_FROM_A_THREAD])
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == b"before exec\nafter exec from a thread\ndata\n"
+    root = run.processes()[0]
+    assert root["execs"][-1] == ["sh", "-c", "echo after exec from a thread; echo data | cat"]
+    assert root["exit"] == "exited 0"
+    assert root["classes"]["pipe"]["bytes_in"] == len(b"before exec\n")
