@@ -509,3 +509,37 @@ def test_execve_from_a_thread_that_is_not_the_leader(superv):
     assert root["execs"][-1] == ["sh", "-c", "echo after exec from a thread; echo data | cat"]
     assert root["exit"] == "exited 0"
     assert root["classes"]["pipe"]["bytes_in"] == len(b"before exec\n")
+
+
+KILLED_IN_A_READ = """\
+import os, signal, time
+signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(w)
+    os.read(r, 10)  # waits: nothing is ever written
+    os._exit(0)
+os.close(r)
+time.sleep(0.5)
+os.kill(pid, signal.SIGKILL)
+os.waitpid(pid, 0)
+try:
+    os.write(w, b"x")
+    print("write went through")
+except BrokenPipeError:
+    print("EPIPE: no reader left")
+"""
+
+
+def test_a_target_killed_in_the_middle_of_a_waiting_read(superv):
+    """SIGKILL to a child whose read superv is making (parked, waiting for
+    data): the child dies as natively, and superv lets go of its copy of
+    the pipe's read end, so that the writer gets EPIPE as natively."""
+    program = [sys.executable, "-c", KILLED_IN_A_READ]
+    assert subprocess.run(program, capture_output=True, timeout=60).stdout == b"EPIPE: no reader left\n"
+    run = superv(program)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == b"EPIPE: no reader left\n"
+    child = next(p for p in run.processes() if p["ppid"] == run.processes()[0]["pid"])
+    assert child["exit"].startswith("killed by SIGKILL")
