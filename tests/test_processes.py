@@ -543,3 +543,33 @@ def test_a_target_killed_in_the_middle_of_a_waiting_read(superv):
     assert run.stdout == b"EPIPE: no reader left\n"
     child = next(p for p in run.processes() if p["ppid"] == run.processes()[0]["pid"])
     assert child["exit"].startswith("killed by SIGKILL")
+
+
+THREADS_LEAVING = """\
+import os, threading, time
+r, w = os.pipe()
+got = []
+reader = threading.Thread(target=lambda: got.append(os.read(r, 100)))
+reader.start()
+time.sleep(0.3)  # its read now waits in superv
+for _ in range(20):
+    quitter = threading.Thread(target=lambda: os.write(1, b"quitter leaves\\n"))
+    quitter.start()
+    quitter.join()
+os.write(w, b"late data")
+reader.join()
+print(got[0].decode())
+"""
+
+
+def test_threads_exit_while_another_threads_read_waits(superv):
+    """Twenty threads start, write and exit while a read of another thread
+    is parked in superv: the read gets its data when it comes, and every
+    thread's write is recorded."""
+    run = superv([sys.executable, "-c", THREADS_LEAVING])
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == b"quitter leaves\n" * 20 + b"late data\n"
+    root = run.processes()[0]
+    pipes = root["classes"]["pipe"]
+    assert pipes["bytes_in"] == len(b"late data")
+    assert pipes["bytes_out"] == len(b"late data") + len(run.stdout)  # stdout is a pipe too
