@@ -772,3 +772,24 @@ def test_hardened_leaves_the_programs_own_signal_plumbing_alone(superv):
     assert (run.returncode, run.stdout) == (0, b"owner True\ntiocsig 0\n"), run.stderr
     made = [(e["syscall"], e.get("cmd"), e["result"]) for e in run.events if e.get("cmd")]
     assert made == [("fcntl", "F_SETOWN_EX", 0), ("ioctl", "TIOCSIG", 0)]
+
+
+PTRACE_PARENT = """\
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+PTRACE_SEIZE = 0x4206
+result = libc.ptrace(PTRACE_SEIZE, os.getppid(), None, None)  # the tracer's exit detaches it
+print("ptrace of superv:", "seized" if result == 0 else os.strerror(ctypes.get_errno()))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as root, Yama lets a program ptrace its parent")
+def test_hardened_refuses_ptrace_of_superv(superv):
+    """Run by root, a program can seize superv with ptrace natively (and
+    from there do anything); hardened.yaml denies ptrace in the kernel."""
+    program = [sys.executable, "-c", PTRACE_PARENT]
+    unguarded = superv(program)
+    assert unguarded.stdout == b"ptrace of superv: seized\n"
+    hardened = superv(program, options=("--policy", str(POLICIES / "hardened.yaml")))
+    assert hardened.returncode == 0, hardened.stderr
+    assert hardened.stdout == b"ptrace of superv: Operation not permitted\n"
