@@ -69,6 +69,7 @@ FAST_LAYOUTS = {
 
 
 # A data call's direction, as policies name it.
+INET_DETAILS = frozenset({"tcp", "tcp6", "udp", "udp6"})  # the socket details with addresses and ports
 POLICY_DIRECTION = {syscalls.Direction.IN: "recv", syscalls.Direction.OUT: "send"}
 
 FAST_LIFECYCLE = {
@@ -185,7 +186,6 @@ class PendingOutcome:
     seq: int
     syscall: syscalls.Syscall
     fields: dict
-    fds_before: frozenset[int] | None = None
     expected_fd: int | None = None  # the number the new fd gets (FdNumbers), checked after the call
     pair_address: int = 0
     # pipe()'s array before the call, and which of the fds it named were open
@@ -599,7 +599,7 @@ class Supervisor:
         # supervisor itself: the program cannot change it in between.
         fd_class = self._classification_for_policy(task.process, as_int(n.args[0])) \
             if spec.name in ("connect", "bind") else None
-        inet = fd_class is not None and fd_class.detail in ("tcp", "tcp6", "udp", "udp6")
+        inet = fd_class is not None and fd_class.detail in INET_DETAILS
         unix = fd_class is not None and fd_class.detail.startswith("unix")
         checked = inet and policy.reads_address(self.policy, spec.name) or \
             unix and spec.name in policy.PATH_CHECKED and policy.reads_path(self.policy, spec.name)
@@ -773,15 +773,16 @@ class Supervisor:
         fields = {"path": os.fsdecode(request.path)}
         for _ in range(3):  # a file to create that appears meanwhile: walk again
             try:
-                if self._open_walked(n, spec, task, seq, fields, request, facts):
-                    return True
+                self._open_walked(n, spec, task, seq, fields, request, facts)
+                return True
             except pathwalk.Replaced:
                 continue
         self._open_answered(n, spec, task, seq, fields, -errno.EAGAIN)
         return True
 
-    def _open_walked(self, n: Notification, spec, task: Task, seq: int, fields: dict, request, facts) -> bool:
-        """One walk, decision and open; pathwalk.Replaced to walk again."""
+    def _open_walked(self, n: Notification, spec, task: Task, seq: int, fields: dict, request, facts) -> None:
+        """One walk, decision and open, the call answered; pathwalk.Replaced
+        to walk again."""
         from . import policy
 
         process = task.process
@@ -792,20 +793,13 @@ class Supervisor:
             decision = policy.decide(self.policy, attrs.evolve(facts, path=lexical, fd_class=FdClass.DISK.value))
             if not self._refused(n, spec, task, seq, fields, decision):
                 self._open_answered(n, spec, task, seq, fields, -e.errno)
-            return True
+            return
         try:
             fields["file"] = reached.path
-            file = pathwalk.file_facts(reached)  # None: to be created, on disk
-            # superv's /proc/PID files, and /proc/PID itself (pidfd_send_signal
-            # takes its fd as a pidfd); the directories below it only list names
-            proc_pid = pathwalk.proc_pid(reached)
-            at_supervisor = proc_pid is not None and proc_pid in self._supervisor_ids() and \
-                (file is None or not stat.S_ISDIR(file.mode) or reached.path == f"/proc/{proc_pid}")
-            facts = attrs.evolve(facts, path=reached.path, at_supervisor=at_supervisor,
-                                 fd_class=classify(file).fd_class.value if file else FdClass.DISK.value)
+            facts = self._reached_facts(facts, reached, opening=True)
             if self._refused(n, spec, task, seq, fields, policy.decide(self.policy, facts)):
-                return True
-            refusal = self._open_refusal(n.tid, reached, process.pid, at_supervisor,
+                return
+            refusal = self._open_refusal(n.tid, reached, process.pid, facts.at_supervisor,
                                          creates=bool(request.flags & (os.O_CREAT | pathwalk.O_TMPFILE)))
             if refusal:
                 self._open_answered(n, spec, task, seq, fields, -refusal)
@@ -818,10 +812,22 @@ class Supervisor:
                                  name="superv-fifo-open", daemon=True).start()
             else:
                 self._open_and_install(n, spec, task, seq, fields, reached, request)
-            return True
         finally:
             if reached is not None:
                 reached.close()
+
+    def _reached_facts(self, facts, reached: pathwalk.Reached, opening: bool):
+        """A call's facts with the file its path reached: its path, its class
+        (disk for one yet to be made), and whether it is superv's own /proc
+        file.  An open of superv's /proc directories below /proc/PID is not:
+        they only list names (/proc/PID itself is, a pidfd for
+        pidfd_send_signal); a change made to one is."""
+        file = pathwalk.file_facts(reached)
+        proc_pid = pathwalk.proc_pid(reached)
+        at_supervisor = proc_pid is not None and proc_pid in self._supervisor_ids() and not (
+            opening and file is not None and stat.S_ISDIR(file.mode) and reached.path != f"/proc/{proc_pid}")
+        return attrs.evolve(facts, path=reached.path, at_supervisor=at_supervisor,
+                            fd_class=classify(file).fd_class.value if file else FdClass.DISK.value)
 
     def _open_path_only(self, n: Notification, spec, task: Task, seq: int, fields: dict) -> None:
         """O_PATH: ADDFD cannot install such a file (the kernel's fget()
@@ -834,12 +840,12 @@ class Supervisor:
                                                  "check (use openat)")
             self._open_answered(n, spec, task, seq, fields, -errno.EACCES)
             return
-        self._expect(task, PendingOutcome(seq, spec, dict(fields)))
-        outcome = task.outcome
+        outcome = PendingOutcome(seq, spec, dict(fields))
         try:
-            outcome.fds_before = frozenset(procfs.fd_numbers(task.process.pid))
+            outcome.expected_fd = self._next_fd(task.process, 0)
         except OSError:
             pass
+        self._expect(task, outcome)
         self.listener.let_through(n.id)
 
     def _refused(self, n: Notification, spec, task: Task, seq: int, fields: dict, decision) -> bool:
@@ -925,9 +931,10 @@ class Supervisor:
             self._fd_made(process, result)
         self.recorder.other_call(process.pid, n.tid, seq, spec.name, _describe(spec, fields), result, **fields)
 
-    def _supervisor_ids(self) -> set[int]:
+    @staticmethod
+    def _supervisor_ids() -> set[int]:
         """superv's pid and its threads' ids."""
-        return {int(tid) for tid in os.listdir("/proc/self/task")}
+        return procfs.thread_ids("self")
 
     def _refuse(self, n: Notification, spec, task: Task, seq: int, action: str, error: int | None,
                 label: str, fields: dict | None = None) -> None:
@@ -1047,7 +1054,7 @@ class Supervisor:
         from . import policy
 
         if spec.handling is Handling.SIGNAL:  # tkill, pidfd_open(PIDFD_THREAD): a tid, maybe one of ours
-            return policy.CallFacts(spec.name, at_supervisor=str(as_int(n.args[0])) in os.listdir("/proc/self/task"))
+            return policy.CallFacts(spec.name, at_supervisor=as_int(n.args[0]) in self._supervisor_ids())
         direction = POLICY_DIRECTION.get(spec.direction)
         if "flags" in spec.args and spec.name in ("open", "openat") or spec.name == "creat":
             writing = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC
@@ -1080,7 +1087,7 @@ class Supervisor:
 
     def _inet_socket(self, process: Process, fd: int) -> bool:
         c = self._classification_for_policy(process, fd)
-        return c is not None and c.detail in ("tcp", "tcp6", "udp", "udp6")
+        return c is not None and c.detail in INET_DETAILS
 
     @staticmethod
     def _read_sockaddr(n: Notification, spec) -> bytes | int:
@@ -1523,7 +1530,7 @@ class Supervisor:
                 # thousands of fds makes pipes at the speed of one with ten.
                 outcome.pair_address = spec.arg("fds" if spec.name != "socketpair" else "sv", n.args)
                 before = struct.unpack("=ii", kernel.read_memory(n.tid, outcome.pair_address, 8))
-                outcome.pair_before = (before, frozenset(fd for fd in before if _fd_open(pid, fd)))
+                outcome.pair_before = (before, frozenset(fd for fd in before if procfs.has_fd(pid, fd)))
             else:
                 base = as_int(n.args[2]) if spec.name == "fcntl" else 0  # F_DUPFD's lowest number
                 outcome.expected_fd = self._next_fd(task.process, max(base, 0))
@@ -1539,7 +1546,7 @@ class Supervisor:
             if process.fd_numbers is None:
                 process.fd_numbers = FdNumbers(set(procfs.fd_numbers(process.pid)))
             fd = process.fd_numbers.free_from(base)
-            if not _fd_open(process.pid, fd):
+            if not procfs.has_fd(process.pid, fd):
                 return fd
             process.fd_numbers = None  # an fd made by a call superv does not see: list them again
         return fd
@@ -1571,7 +1578,7 @@ class Supervisor:
                 # it was not written.
                 before, open_before = outcome.pair_before or ((), frozenset())
                 written = tuple(pair) != before or not set(pair) & open_before
-                if outcome.pair_before is not None and written and all(_fd_open(pid, fd) for fd in pair):
+                if outcome.pair_before is not None and written and all(procfs.has_fd(pid, fd) for fd in pair):
                     result, fields["fds"] = 0, pair
                     for fd in pair:
                         self._forget_fd_view(task.process, fd)
@@ -1588,22 +1595,16 @@ class Supervisor:
                 gone = sorted(outcome.spawned_before - procfs.all_children(pid))
                 result = gone[0] if gone else None
             elif outcome.expected_fd is not None:
-                if _fd_open(pid, outcome.expected_fd):
+                if procfs.has_fd(pid, outcome.expected_fd):
                     result = outcome.expected_fd
                 else:  # failed, or another thread took that number: ask /proc
                     known = task.process.fd_numbers.numbers if task.process.fd_numbers else set()
                     task.process.fd_numbers = None
                     new = sorted(set(procfs.fd_numbers(pid)) - known - {outcome.expected_fd})
-                    result = new[0] if new and known else None
+                    result = new[0] if new and known else None  # without a picture, any fd could be new
                 if result is not None:
                     self._forget_fd_view(task.process, result)  # a number reused: classify it afresh
                     self._fd_made(task.process, result)
-            elif outcome.fds_before is not None:
-                new = sorted(set(procfs.fd_numbers(pid)) - outcome.fds_before)
-                if new:
-                    result = new[0]
-                for fd in new:  # a number reused without a close we saw: classify it afresh
-                    self._forget_fd_view(task.process, fd)
         except OSError:
             pass
         if result is None:
@@ -1764,11 +1765,7 @@ class Supervisor:
                     raise _Failed(e.errno) from None
             fields["files"] = [r.path for r in reached]
             for r in reached:
-                file = pathwalk.file_facts(r)
-                proc_pid = pathwalk.proc_pid(r)
-                facts = policy.CallFacts(spec.name, classify(file).fd_class.value if file else FdClass.DISK.value,
-                                         path=r.path, direction="send",
-                                         at_supervisor=proc_pid is not None and proc_pid in self._supervisor_ids())
+                facts = self._reached_facts(policy.CallFacts(spec.name, direction="send"), r, opening=False)
                 if self._refused(n, spec, task, seq, fields, policy.decide(self.policy, facts)):
                     return
             umask = self._acting_for(n.tid, pid, creates=spec.name in ("mkdir", "mkdirat", "mknod", "mknodat"))
@@ -1924,15 +1921,11 @@ def _channel_keys(c: Classification) -> tuple[int, int]:
     if c.io_mode is IoMode.PIPE:
         key = name("pipe", *c.identity)
         return key, key
-    if c.detail in ("tcp", "tcp6", "udp", "udp6") and c.local and c.remote:
+    if c.detail in INET_DETAILS and c.local and c.remote:
         return name(c.detail, c.local, c.remote), name(c.detail, c.remote, c.local)
     if c.peer_inode:
         return name("unix", c.identity[1]), name("unix", c.peer_inode)
     return 0, 0
-
-
-def _fd_open(pid: int, fd: int) -> bool:
-    return fd >= 0 and os.path.lexists(f"/proc/{pid}/fd/{fd}")
 
 
 def _same_file(pid: int, fd_a: int, fd_b: int) -> bool:

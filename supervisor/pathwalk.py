@@ -30,7 +30,7 @@ import stat
 
 import attrs
 
-from . import kernel
+from . import kernel, procfs
 from .classify import FdFacts
 
 AT_FDCWD = -100
@@ -124,10 +124,6 @@ def file_facts(reached: Reached) -> FdFacts | None:
         return None
     st = os.fstat(reached.pinned)
     return FdFacts(reached.path, st.st_mode, st.st_rdev, st.st_dev, st.st_ino, is_tty=False)
-
-
-def fd_path(fd: int) -> str:
-    return os.readlink(f"/proc/self/fd/{fd}")
 
 
 class _Walk:
@@ -238,7 +234,7 @@ class _Walk:
         """'..': never above the program's root (nor, beneath, its start)."""
         if self.resolve & RESOLVE_BENEATH and self.depth == 0:
             raise OSError(errno.EXDEV, "'..' above the starting directory")
-        if _same_file(self.here, self.root):
+        if kernel.file_identity(self.here) == kernel.file_identity(self.root):
             return
         self._enter(os.open(b"..", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=self.here))
         self.depth = max(self.depth - 1, 0)
@@ -275,8 +271,10 @@ class _Walk:
         except FileNotFoundError:
             pinned = None
         try:
-            base = fd_path(self.here)
-            path = fd_path(pinned) if pinned is not None else os.path.join(base, os.fsdecode(name))
+            if pinned is not None:
+                path = procfs.fd_link("self", pinned)
+            else:
+                path = os.path.join(procfs.fd_link("self", self.here), os.fsdecode(name))
         except BaseException:
             if pinned is not None:
                 os.close(pinned)
@@ -286,7 +284,7 @@ class _Walk:
 
     def _reached_jump(self, jumped: int, must_be_dir: bool) -> Reached:
         try:
-            path = fd_path(jumped)
+            path = procfs.fd_link("self", jumped)
         except BaseException:
             os.close(jumped)
             raise
@@ -297,11 +295,6 @@ class _Walk:
 @functools.cache
 def _proc_dev() -> int:
     return os.stat("/proc").st_dev
-
-
-def _same_file(a: int, b: int) -> bool:
-    sa, sb = os.fstat(a), os.fstat(b)
-    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
 def reach(tid: int, tgid: int, pidfd: int, request: OpenRequest) -> Reached:
@@ -315,11 +308,11 @@ def lexical_path(tid: int, request: OpenRequest) -> str | None:
     matched against when the walk itself fails."""
     path = os.fsdecode(request.path)
     if not path.startswith("/"):
-        where = "cwd" if request.dirfd == AT_FDCWD else f"fd/{request.dirfd}"
         try:
-            path = os.path.join(os.readlink(f"/proc/{tid}/{where}"), path)
+            base = procfs.cwd(tid) if request.dirfd == AT_FDCWD else procfs.fd_link(tid, request.dirfd)
         except OSError:
             return None
+        path = os.path.join(base, path)
     return os.path.normpath(path)
 
 
@@ -383,9 +376,10 @@ def open_reached(reached: Reached, flags: int, mode: int) -> int:
 
 def with_umask(umask: int, maker):
     """The program's umask applies to what superv creates for it (a file, a
-    unix socket's file).  umask is per-process: superv's own files are all
-    created before the program starts or after it ends, so the swap cannot
-    catch one of them."""
+    directory, a device node).  umask is per-process: superv's own files are
+    all created before the program starts or after it ends, so the swap
+    cannot catch one of them.  (A unix socket's bind sets its own, in a
+    thread of its own: _kernel.bind_as.)"""
     saved = os.umask(umask)
     try:
         return maker()

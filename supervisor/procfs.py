@@ -92,9 +92,15 @@ def start_time(pid: int) -> int:
     return int(stat[stat.rindex(")") + 2 :].split()[19])
 
 
-def fd_link(pid: int, fd: int) -> str:
-    """What /proc/<pid>/fd/<fd> points at: a path, socket:[ino], pipe:[ino], anon_inode:..."""
+def fd_link(pid: int | str, fd: int) -> str:
+    """What /proc/<pid>/fd/<fd> points at: a path, socket:[ino], pipe:[ino], anon_inode:...
+    (pid "self": an fd of superv's own)."""
     return os.readlink(f"/proc/{pid}/fd/{fd}")
+
+
+def has_fd(pid: int, fd: int) -> bool:
+    """Is fd open in the process?"""
+    return fd >= 0 and os.path.lexists(f"/proc/{pid}/fd/{fd}")
 
 
 def fd_numbers(pid: int) -> list[int]:
@@ -144,5 +150,5 @@ def all_children(pid: int) -> set[int]:
     return found
 
 
-def thread_ids(pid: int) -> set[int]:
+def thread_ids(pid: int | str) -> set[int]:
     return {int(name) for name in os.listdir(f"/proc/{pid}/task")}
