@@ -443,8 +443,7 @@ class Supervisor:
         """Its pidfd became readable: every thread is gone."""
         for tid in list(process.tids):
             self._forget_task(tid)
-        for parked in [p for q in self.queues.values() for p in q if p.task.process is process]:
-            self._abandon(parked)
+        self._let_go_of(process)
         status = self._final_status(process)
         self.ended[process.pid] = process.start_time
         self.recorder.ledger.processes[process.pid].calls = fastpath.seq_count(process.pid)
@@ -455,6 +454,16 @@ class Supervisor:
         if self.processes.get(process.pid) is process:
             del self.processes[process.pid]
         self.recorder.process_ended(process.pid, status)
+
+    def _let_go_of(self, process: Process) -> None:
+        """The process's fds are closed (it ended, or its exit_group is under
+        way): superv's copies go too, or its pipes and sockets would stay open
+        behind it (the peer would see no EOF, a writer no EPIPE), and so do
+        its parked calls."""
+        for parked in [p for q in self.queues.values() for p in q if p.task.process is process]:
+            self._abandon(parked)
+        fastpath.drop_parked(process.pid)
+        fastpath.drop_fds(process.pid, *ALL_FDS)
 
     def _final_status(self, process: Process) -> int | None:
         """The wait status: from the pidfd once reaped, from /proc while
@@ -1594,6 +1603,9 @@ class Supervisor:
             elif spec.handling is Handling.REAP and outcome.spawned_before is not None:
                 gone = sorted(outcome.spawned_before - procfs.all_children(pid))
                 result = gone[0] if gone else None
+                for child in gone:  # reaped, so gone: before the waiter may have seen it, and before this call
+                    if child in self.processes:
+                        self._let_go_of(self.processes[child])
             elif outcome.expected_fd is not None:
                 if procfs.has_fd(pid, outcome.expected_fd):
                     result = outcome.expected_fd
@@ -1716,8 +1728,7 @@ class Supervisor:
             # Its fds close as it exits: our copies must not keep pipes and
             # sockets open behind it (the peer would never see EOF), nor may
             # its other threads' parked calls, which exit_group ends.
-            fastpath.drop_parked(task.process.pid)
-            fastpath.drop_fds(task.process.pid, *ALL_FDS)
+            self._let_go_of(task.process)
         self.recorder.other_call(task.process.pid, n.tid, seq, spec.name, f"{spec.name}({code})", None, code=code)
         if spec.name == "exit":
             self._forget_task(n.tid)
