@@ -34,19 +34,28 @@
 
 static int epoll_fd;
 
-static int pidfd_pid(int pidfd)
+/* The number after `key` in a /proc file of "Key:\tvalue" lines; -1 if none. */
+static int number_after(const char *path, const char *key)
 {
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
+    char line[256];
     FILE *f = fopen(path, "r");
     if (!f)
         return -1;
-    int pid = -1;
+    int value = -1;
+    size_t len = strlen(key);
     while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "Pid:", 4))
-            pid = atoi(line + 4);
+        if (!strncmp(line, key, len))
+            value = atoi(line + len);
     fclose(f);
-    return pid;
+    return value;
+}
+
+/* The pid a pidfd holds; -1 once the process is gone. */
+static int pidfd_pid(int pidfd)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
+    return number_after(path, "Pid:");
 }
 
 static void hold(int pidfd)
@@ -81,20 +90,12 @@ static int receive_all(int sock)
     }
 }
 
-/* The process pid's parent, from /proc/PID/status; -1 if gone. */
+/* The process pid's parent; -1 if gone. */
 static int parent_of(int pid)
 {
-    char path[64], line[256];
+    char path[64];
     snprintf(path, sizeof path, "/proc/%d/status", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    int ppid = -1;
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "PPid:", 5))
-            ppid = atoi(line + 5);
-    fclose(f);
-    return ppid;
+    return number_after(path, "PPid:");
 }
 
 /* SIGKILL every descendant of pid, deepest first (a child outliving its
