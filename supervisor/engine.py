@@ -1782,7 +1782,10 @@ class Supervisor:
             umask = self._acting_for(n.tid, pid, creates=spec.name in ("mkdir", "mkdirat", "mknod", "mknodat"))
             if umask < 0:
                 raise _Failed(-umask)
-            target = kernel.read_string(n.tid, a["target"]) if "target" in a else None
+            try:
+                target = kernel.read_string(n.tid, a["target"]) if "target" in a else None
+            except OSError:
+                raise _Failed(errno.EFAULT) from None
             result = _change_path(spec.name, a, flags, reached, umask, target)
         except _Failed as failure:
             result = -failure.errno

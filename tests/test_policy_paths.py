@@ -502,6 +502,10 @@ attempt("rmdir-full", lambda: os.rmdir("made"))
 attempt("rmdir", lambda: os.rmdir("made2"))
 attempt("unlinkat-dir", lambda: os.rmdir("made3", dir_fd=dirfd))
 attempt("mkfifo", lambda: os.mkfifo("fifo", 0o666))
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+result = libc.symlink(ctypes.c_void_p(8), b"bad-target")  # a target pointer that points nowhere
+print("symlink-bad-target", "ok" if result == 0 else errno.errorcode[ctypes.get_errno()])
 for name in sorted(os.listdir(".")):
     print("left", name, describe(name))
 """
