@@ -17,9 +17,9 @@
  * A call that would block is parked, not answered: it waits in an epoll set
  * for its fd and is tried again when ready, while every other call goes on;
  * close, exit and exit_group are recorded here and passed to Python as
- * notes.  While the receiver is away (in Python, or waiting for the lock) a
- * standby thread receives in its place, because a call is interruptible by
- * signals until its notification is received.
+ * notes.  While the receiver is away (in Python, or waiting for the lock)
+ * the catcher thread receives in its place, because a call is interruptible
+ * by signals until its notification is received.
  *
  * State shared with Python (processes, tasks, cached fds, counters, the
  * events and log-row writers) is guarded by one recursive mutex, `lock`;
@@ -36,6 +36,7 @@
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
@@ -1253,7 +1254,39 @@ static int fast_handle(const struct seccomp_notif *n, const call_spec *spec, han
     return 1;
 }
 
-/* ---- the receiver loop ------------------------------------------------------ */
+/* ---- the receiver and the catcher ------------------------------------------------
+ * A call is interruptible until its notification is received (kernel-facts
+ * 2d): a signal then fails it with EINTR, or ERESTART* with SA_RESTART, even
+ * a call that natively cannot be interrupted (pipe2, fork, close, a read of
+ * /dev/zero).  dash's SIGCHLD handler has no SA_RESTART, so its pipe() and
+ * fork() failed ("Cannot fork") whenever they waited for a busy supervisor.
+ *
+ * So once the receiver goes away (to Python, or to wait for the lock), the
+ * catcher thread receives in its place and queues what it receives, and goes
+ * on doing so until the receiver has kept away from Python for CATCHER_QUIET:
+ * the receiver, meanwhile, takes its calls from the queue (woken by an
+ * eventfd), never from RECV, so only one thread is ever in RECV.  The catcher
+ * never takes the GIL or the lock: under load, while the receiver waits for
+ * them, it keeps the kernel's queue empty.  Being woken at each absence came
+ * too late (a wake-up across CPUs takes tens of microseconds, kernel-facts
+ * §8c), hence the stay; where allowed it also runs with a real-time priority.
+ * Calls the fast path serves alone never wake it. */
+
+#define QUEUE_MAX 4096
+#define CATCHER_QUIET 0.002 /* seconds */
+
+static pthread_t receiver, catcher;
+static int catcher_running;
+static volatile int catcher_on;      /* it receives: the receiver takes the queue */
+static volatile int receiver_out;    /* in Python, or waiting for the lock */
+static volatile double receiver_back; /* when it last came back (CLOCK_MONOTONIC) */
+static double recv_after_poll_since;  /* RECV entered on POLLIN: it can still block */
+static int queued_fd = -1;            /* an eventfd: calls were queued, or the catcher stopped */
+static pthread_mutex_t catcher_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t catcher_cond = PTHREAD_COND_INITIALIZER;
+static struct seccomp_notif queued[QUEUE_MAX]; /* a ring, under queue_mutex */
+static int queued_head, queued_count;
+static pthread_mutex_t queue_mutex = PTHREAD_MUTEX_INITIALIZER;
 
 static int listener_hung_up(void)
 {
@@ -1261,216 +1294,182 @@ static int listener_hung_up(void)
     return poll(&p, 1, 0) == 1 && (p.revents & POLLHUP);
 }
 
-/* The receiver waits in a plain RECV while nothing is parked, and otherwise
- * in epoll on the listener and the parked calls' fds together: one thread
- * serves both, so no other thread is woken for a call (a cross-CPU wake-up
- * costs 30-90x a call on our VMs, kernel-facts §8c). */
-static pthread_t receiver;
-static double recv_after_poll_since; /* RECV entered on POLLIN: it can still block */
-
 static int receive(struct seccomp_notif *n)
 {
     memset(n, 0, sizeof *n);
     return ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, n);
 }
 
-/* ---- the standby receiver ---------------------------------------------------
- * A call is interruptible until its notification is received (kernel-facts
- * 2d): a signal then fails it with EINTR, or ERESTART* with SA_RESTART,
- * even a call that natively cannot be interrupted (pipe2, a read of
- * /dev/zero).  So while the receiver is away, in Python or waiting for the
- * lock, the standby thread receives in its place and queues what it gets:
- * a received call waits killably and its signal comes after the answer.
- * Only one of the two is ever in RECV. */
-
-#define QUEUE_MAX 1024
-static struct seccomp_notif queued[QUEUE_MAX]; /* a ring, under sb_mutex */
-static int queued_head, queued_count;
-static pthread_mutex_t sb_mutex = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t sb_cond = PTHREAD_COND_INITIALIZER;
-static int sb_on;                /* the receiver is away: the standby receives */
-static int sb_polling;           /* the standby is in poll (or about to be) */
-static int sb_receiving;         /* the standby is in RECV (or about to be) */
-static int sb_quit;              /* the run is over: the standby ends */
-static int sb_stop_fd = -1;      /* an eventfd: ends the standby's poll */
-static pthread_t standby;
-static volatile double sb_recv_since; /* as recv_after_poll_since, for the standby */
-
-static void *standby_main(void *unused)
-{
-    (void)unused;
-    pthread_mutex_lock(&sb_mutex);
-    while (!sb_quit) {
-        if (!sb_on) {
-            pthread_cond_wait(&sb_cond, &sb_mutex);
-            continue;
-        }
-        int room = queued_count < QUEUE_MAX;
-        sb_polling = 1;
-        pthread_mutex_unlock(&sb_mutex);
-        struct pollfd p[2] = {{.fd = listener, .events = room ? POLLIN : 0}, {.fd = sb_stop_fd, .events = POLLIN}};
-        if (poll(p, 2, -1) < 0)
-            p[0].revents = p[1].revents = 0;
-        if (p[1].revents & POLLIN) {
-            uint64_t value;
-            if (read(sb_stop_fd, &value, sizeof value) < 0)
-                value = 0;
-        }
-        pthread_mutex_lock(&sb_mutex);
-        sb_polling = 0;
-        /* The receiver may be back already: then the notification is its own. */
-        if ((p[0].revents & POLLIN) && sb_on && !sb_quit) {
-            struct seccomp_notif n;
-            sb_receiving = 1;
-            pthread_mutex_unlock(&sb_mutex);
-            sb_recv_since = clock_seconds(CLOCK_MONOTONIC);
-            int got = receive(&n) == 0;
-            sb_recv_since = 0;
-            pthread_mutex_lock(&sb_mutex);
-            sb_receiving = 0;
-            if (got) {
-                queued[(queued_head + queued_count) % QUEUE_MAX] = n;
-                queued_count++;
-            }
-            pthread_cond_broadcast(&sb_cond);
-        } else if (p[0].revents & (POLLHUP | POLLERR)) {
-            while (sb_on && !sb_quit) /* no task left: the receiver will see it too */
-                pthread_cond_wait(&sb_cond, &sb_mutex);
-        }
-    }
-    pthread_mutex_unlock(&sb_mutex);
-    return NULL;
-}
-
-static int standby_start(void)
-{
-    if (sb_stop_fd >= 0)
-        return 0;
-    sb_stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (sb_stop_fd < 0)
-        return -1;
-    sb_quit = 0;
-    queued_head = queued_count = 0;
-    if (pthread_create(&standby, NULL, standby_main, NULL) != 0) {
-        close(sb_stop_fd);
-        sb_stop_fd = -1;
-        return -1;
-    }
-    return 0;
-}
-
-/* The receiver goes away (to Python, or to wait for the lock). */
-static void standby_on(void)
-{
-    if (sb_stop_fd < 0)
-        return;
-    pthread_mutex_lock(&sb_mutex);
-    sb_on = 1;
-    pthread_cond_broadcast(&sb_cond);
-    pthread_mutex_unlock(&sb_mutex);
-}
-
-/* The receiver is back.  A standby in poll is told to leave, without
- * waiting: it will not RECV any more.  A standby in RECV is waited for, so
- * that only one of the two is ever in RECV; a RECV entered on POLLIN can
- * block when the notification vanished (its task was killed): after 2 ms it
- * is interrupted (the engine's WAKE_SIGNAL). */
-static void standby_off(void)
-{
-    if (sb_stop_fd < 0)
-        return;
-    pthread_mutex_lock(&sb_mutex);
-    sb_on = 0;
-    if (sb_polling) {
-        uint64_t one = 1;
-        if (write(sb_stop_fd, &one, sizeof one) < 0)
-            one = 0;
-    }
-    while (sb_receiving) {
-        struct timespec deadline;
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_nsec += 2000000;
-        if (deadline.tv_nsec >= 1000000000) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000;
-        }
-        double since = sb_recv_since;
-        if (pthread_cond_timedwait(&sb_cond, &sb_mutex, &deadline) == ETIMEDOUT && since &&
-            clock_seconds(CLOCK_MONOTONIC) - since > 0.002)
-            pthread_kill(standby, SIGUSR2);
-    }
-    pthread_mutex_unlock(&sb_mutex);
-}
-
-/* The end of the run: the standby leaves, so that a later run starts afresh. */
-static void standby_stop(void)
-{
-    if (sb_stop_fd < 0)
-        return;
-    pthread_mutex_lock(&sb_mutex);
-    sb_quit = 1;
-    pthread_cond_broadcast(&sb_cond);
-    pthread_mutex_unlock(&sb_mutex);
-    standby_off();
-    pthread_join(standby, NULL);
-    close(sb_stop_fd);
-    sb_stop_fd = -1;
-}
-
-/* The oldest call the standby received, if any. */
 static int take_queued(struct seccomp_notif *n)
 {
-    /* Without the lock first: the standby only queues while the receiver is
-     * away, and standby_off (a lock round trip) ends every such time. */
-    if (sb_stop_fd < 0 || !__atomic_load_n(&queued_count, __ATOMIC_RELAXED))
+    if (!__atomic_load_n(&queued_count, __ATOMIC_SEQ_CST))
         return 0;
-    pthread_mutex_lock(&sb_mutex);
+    pthread_mutex_lock(&queue_mutex);
     int any = queued_count > 0;
     if (any) {
         *n = queued[queued_head];
         queued_head = (queued_head + 1) % QUEUE_MAX;
         queued_count--;
     }
-    pthread_mutex_unlock(&sb_mutex);
+    pthread_mutex_unlock(&queue_mutex);
     return any;
 }
 
-static int any_queued(void)
+static void signal_queued(void)
 {
-    pthread_mutex_lock(&sb_mutex);
-    int any = queued_count > 0;
-    pthread_mutex_unlock(&sb_mutex);
-    return any;
+    uint64_t one = 1;
+    if (write(queued_fd, &one, sizeof one) < 0)
+        one = 0; /* the counter is full: the receiver is awake anyway */
 }
 
-/* The lock, for the receiver: the standby receives while it waits. */
+static void *catcher_main(void *unused)
+{
+    (void)unused;
+    /* Where allowed (CAP_SYS_NICE, RLIMIT_RTPRIO), it runs before the busy
+     * program's processes: it only receives, and sleeps in poll or RECV. */
+    struct sched_param realtime = {.sched_priority = 1};
+    pthread_setschedparam(pthread_self(), SCHED_FIFO, &realtime);
+    for (;;) {
+        pthread_mutex_lock(&catcher_mutex);
+        while (!catcher_on && !stopping)
+            pthread_cond_wait(&catcher_cond, &catcher_mutex);
+        pthread_mutex_unlock(&catcher_mutex);
+        if (stopping)
+            break;
+        struct pollfd p = {.fd = listener, .events = POLLIN};
+        int ready = poll(&p, 1, (int)(CATCHER_QUIET * 1000));
+        int quiet = !receiver_out && clock_seconds(CLOCK_MONOTONIC) - receiver_back > CATCHER_QUIET;
+        if (ready <= 0 || !(p.revents & POLLIN)) {
+            if (quiet) { /* the receiver takes RECV again */
+                catcher_on = 0;
+                signal_queued();
+            }
+            continue;
+        }
+        if (__atomic_load_n(&queued_count, __ATOMIC_RELAXED) >= QUEUE_MAX) {
+            usleep(1000);
+            continue;
+        }
+        struct seccomp_notif n;
+        if (receive(&n) < 0) /* it vanished: its task was killed, or a signal took it back */
+            continue;
+        pthread_mutex_lock(&queue_mutex);
+        queued[(queued_head + queued_count) % QUEUE_MAX] = n;
+        queued_count++;
+        pthread_mutex_unlock(&queue_mutex);
+        if (quiet) /* after this call, which waited: the receiver takes RECV again */
+            catcher_on = 0;
+        signal_queued();
+    }
+    return NULL;
+}
+
+/* The receiver goes away: the catcher takes RECV over.  Even with one task
+ * known: a child just forked calls before superv knows it. */
+static void receiver_away(void)
+{
+    receiver_out = 1;
+    if (!catcher_running || catcher_on)
+        return;
+    pthread_mutex_lock(&catcher_mutex);
+    catcher_on = 1;
+    pthread_cond_signal(&catcher_cond);
+    pthread_mutex_unlock(&catcher_mutex);
+}
+
+static void receiver_returns(void)
+{
+    receiver_back = clock_seconds(CLOCK_MONOTONIC);
+    receiver_out = 0;
+}
+
+static void catcher_start(void)
+{
+    queued_head = queued_count = 0;
+    catcher_on = 0;
+    receiver_out = 0;
+    if (queued_fd < 0)
+        queued_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    catcher_running = queued_fd >= 0 && pthread_create(&catcher, NULL, catcher_main, NULL) == 0;
+}
+
+/* The end of the run (stopping is set). */
+static void catcher_stop(void)
+{
+    if (!catcher_running)
+        return;
+    /* Its RECV entered on POLLIN waits if that call vanished (a signal took
+     * it back): WAKE_SIGNAL, again until it is gone. */
+    for (;;) {
+        pthread_mutex_lock(&catcher_mutex);
+        pthread_cond_signal(&catcher_cond);
+        pthread_mutex_unlock(&catcher_mutex);
+        pthread_kill(catcher, SIGUSR2);
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_nsec += 10000000;
+        if (deadline.tv_nsec >= 1000000000) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000;
+        }
+        if (pthread_timedjoin_np(catcher, NULL, &deadline) == 0)
+            break;
+    }
+    catcher_running = 0;
+    catcher_on = 0;
+}
+
+/* The lock, for the receiver: the catcher receives while it waits. */
 static void receiver_lock(void)
 {
     if (pthread_mutex_trylock(&lock) == 0)
         return;
-    standby_on();
+    receiver_away();
     pthread_mutex_lock(&lock);
-    standby_off();
+    receiver_returns();
 }
 
-/* Python's turn, for the receiver: the standby receives meanwhile. */
+/* Python's turn, for the receiver: the catcher receives meanwhile. */
 static int receiver_handoffs(handoffs_t *h)
 {
     if (!h->count)
         return run_handoffs(h);
-    standby_on();
+    receiver_away();
     int rc = run_handoffs(h);
-    standby_off();
+    receiver_returns();
     return rc;
 }
 
+/* While the catcher receives: wait for its queue, and for the parked calls. */
+static void wait_for_queue(handoffs_t *h)
+{
+    struct pollfd p[2] = {{.fd = queued_fd, .events = POLLIN}, {.fd = parked_epoll, .events = POLLIN}};
+    if (poll(p, parked_count ? 2 : 1, -1) <= 0)
+        return;
+    uint64_t count;
+    if ((p[0].revents & POLLIN) && read(queued_fd, &count, sizeof count) < 0)
+        count = 0;
+    if (!(p[1].revents & POLLIN))
+        return;
+    struct epoll_event events[64];
+    int ready = epoll_wait(parked_epoll, events, 64, 0);
+    receiver_lock();
+    for (int i = 0; i < ready; i++)
+        if (events[i].data.ptr != LISTENER_TAG && !handoffs_full(h) && still_parked(events[i].data.ptr))
+            retry((parked *)events[i].data.ptr, h, 1);
+    pthread_mutex_unlock(&lock);
+}
+
+/* The receiver waits on the catcher's queue while the catcher receives; in
+ * a plain RECV while nothing is parked; and otherwise in epoll on the
+ * listener and the parked calls' fds together: one thread serves both, so
+ * no other thread is woken for a call. */
 static PyObject *f_run(PyObject *self, PyObject *noargs)
 {
     int failed = 0;
     static handoffs_t h; /* the receiver's (one receiver thread) */
     receiver = pthread_self();
-    if (standby_start() < 0)
-        return PyErr_SetFromErrno(PyExc_OSError);
+    catcher_start();
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = LISTENER_TAG};
     epoll_ctl(parked_epoll, EPOLL_CTL_ADD, listener, &ev);
     Py_BEGIN_ALLOW_THREADS
@@ -1480,6 +1479,10 @@ static PyObject *f_run(PyObject *self, PyObject *noargs)
         loop_turn++;
         if (take_queued(&n)) {
             rc = 0;
+        } else if (catcher_on) {
+            wait_for_queue(&h);
+            failed = receiver_handoffs(&h) < 0;
+            continue;
         } else if (parked_count) {
             struct epoll_event events[64];
             int ready = epoll_wait(parked_epoll, events, 64, -1), notification = 0;
@@ -1492,8 +1495,8 @@ static PyObject *f_run(PyObject *self, PyObject *noargs)
             }
             pthread_mutex_unlock(&lock);
             failed = receiver_handoffs(&h) < 0;
-            if (!notification || any_queued())
-                continue; /* the standby may have taken it meanwhile */
+            if (!notification || catcher_on || __atomic_load_n(&queued_count, __ATOMIC_SEQ_CST))
+                continue; /* the catcher receives now */
             /* A notification can vanish between POLLIN and RECV (its task
              * was killed): the waiter's tick interrupts a RECV that waits. */
             recv_after_poll_since = clock_seconds(CLOCK_MONOTONIC);
@@ -1519,13 +1522,15 @@ static PyObject *f_run(PyObject *self, PyObject *noargs)
             hand_off(&h, &n, 0);
         failed = receiver_handoffs(&h) < 0;
     }
-    standby_stop();
+    stopping = 1;
+    catcher_stop();
     Py_END_ALLOW_THREADS
     epoll_ctl(parked_epoll, EPOLL_CTL_DEL, listener, NULL);
     if (failed)
         return NULL; /* the handler's exception: the engine reports it */
     Py_RETURN_NONE;
 }
+
 
 static handoffs_t waiter_handoffs; /* the Python waiter's (one waiter thread) */
 
@@ -1547,9 +1552,9 @@ static PyObject *f_tick(PyObject *self, PyObject *noargs)
     Py_RETURN_NONE;
 }
 
-static PyObject *f_parked(PyObject *self, PyObject *noargs)
+static PyObject *f_needs_tick(PyObject *self, PyObject *noargs)
 {
-    return PyLong_FromLong(parked_count);
+    return PyBool_FromLong(parked_count || recv_after_poll_since);
 }
 
 static PyObject *f_stop(PyObject *self, PyObject *noargs)
@@ -2218,7 +2223,7 @@ static PyMethodDef methods[] = {
     {"run", f_run, METH_NOARGS, "run(): the receiver loop, until no traced task is left or stop()"},
     {"stop", f_stop, METH_NOARGS, "stop(): run() returns at its next wake-up"},
     {"tick", f_tick, METH_NOARGS, "tick(): forget dead callers; let deliverable signals in"},
-    {"parked", f_parked, METH_NOARGS, "parked() -> how many calls wait in the fast path"},
+    {"needs_tick", f_needs_tick, METH_NOARGS, "needs_tick() -> calls are parked, or a RECV may wait"},
     {"drop_parked", f_drop_parked, METH_VARARGS,
      "drop_parked([pid]): forget the parked calls of a process, or all (end of run)"},
     {"add_process", f_add_process, METH_VARARGS, "add_process(pid, slow, log_path)"},

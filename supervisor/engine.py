@@ -1460,7 +1460,7 @@ class Supervisor:
                     if not parked.finished and self._is_head(parked):
                         self._run(parked)
             now = time.monotonic()
-            if (self.queues or fastpath.parked()) and now - last_tick >= TICK:
+            if (self.queues or fastpath.needs_tick()) and now - last_tick >= TICK:
                 last_tick = now
                 fastpath.tick()
                 self._check_parked(now)
@@ -1606,6 +1606,7 @@ class Supervisor:
                 for child in gone:  # reaped, so gone: before the waiter may have seen it, and before this call
                     if child in self.processes:
                         self._let_go_of(self.processes[child])
+                    self.ended.pop(child, None)  # its pid is free for a new process
             elif outcome.expected_fd is not None:
                 if procfs.has_fd(pid, outcome.expected_fd):
                     result = outcome.expected_fd
@@ -1714,7 +1715,9 @@ class Supervisor:
         try:
             children = procfs.all_children(pid)
             outcome.spawned_before = frozenset(children)
-            for child in children - self.processes.keys():
+            # A zombie seen exiting stays in `ended` until a wait reaps it:
+            # not read again at each wait (1000 zombies made it quadratic).
+            for child in children - self.processes.keys() - self.ended.keys():
                 self._task_for(child)
         except OSError:
             pass

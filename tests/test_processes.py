@@ -486,6 +486,22 @@ def test_ten_thousand_fds_in_one_process(tmp_path):
     assert len(opens) == 5001 and len(set(opens[:5000])) == 5000 and opens[5000] == opens[100]
 
 
+def test_a_thousand_processes_each_writing_then_reaped_as_zombies(prog, superv):
+    """1000 children at once, each writing one 12-byte line into a pipe the
+    parent reads; then 1000 wait4 calls with every child a zombie.  Each is
+    a process of its own in the reports, with its bytes.  (Each wait used to
+    read /proc for every zombie again: a million reads, minutes.)"""
+    run = superv([str(prog("proc_many")), "1000"])
+    assert run.returncode == 0, run.stderr.decode()
+    assert run.stdout.decode().split() == ["lines", "1000", "reaped", "1000", "bad", "0"]
+    summary = assert_reports_complete(run)
+    root, *children = summary["processes"]
+    assert len(children) == 1000
+    assert {c["ppid"] for c in children} == {root["pid"]}
+    assert [c["classes"]["pipe"]["bytes_out"] for c in children] == [12] * 1000
+    assert root["classes"]["pipe"]["bytes_in"] == 12000
+
+
 EXEC_FROM_A_THREAD = """\
 import os, threading, time
 r, w = os.pipe()

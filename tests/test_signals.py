@@ -436,9 +436,10 @@ def test_calls_that_cannot_be_interrupted_rarely_are_while_the_supervisor_is_bus
     a seccomp supervisor a call stays interruptible until its notification is
     received, so a SIGUSR1 storm (1 kHz, no SA_RESTART) while the receiver is
     busy with another thread's socket()+close() in Python would fail them.
-    The standby receiver takes notifications while the receiver is away: the
-    residual is the standby's wake-up latency: about 1% of calls on 2 CPUs,
-    where without the standby 14% fail.  The bound here is 5%."""
+    The catcher receives while the receiver is away; the residual, calls
+    that wait for a thread to be scheduled, was 0.1-0.3% of calls on 2 CPUs
+    (3% without the catcher's stay in RECV, 14% with one receiver alone).
+    The bound here is 2%."""
     program = [prog("sig_unreceived"), str(UNRECEIVED_ROUNDS)]
     calls = 2 * UNRECEIVED_ROUNDS + 2  # and the set-up's open() and pthread_create(), tried again on EINTR
     pattern = re.compile(rb"^eintr (\d+) of (\d+) calls, signals (\d+)$")
@@ -453,7 +454,7 @@ def test_calls_that_cannot_be_interrupted_rarely_are_while_the_supervisor_is_bus
     eintr, counted, signals = map(int, pattern.match(supervised.stdout.strip()).groups())
     assert calls <= counted <= calls + eintr
     assert signals > 100, "the storm must overlap the calls for the test to mean anything"
-    assert eintr <= calls // 20, supervised.stdout.decode()
+    assert eintr <= calls // 50, supervised.stdout.decode()
 
 
 # -- Ctrl-C ---------------------------------------------------------------------------------
