@@ -2,6 +2,7 @@
  * errno name) and proves that nothing was consumed by reading again. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -55,5 +56,22 @@ int main(void)
     show("recv on a pipe", recv(p[0], buf, 1, MSG_DONTWAIT));
     show("pread on a pipe", pread(p[0], buf, 1, 0));
     show("pipe empty at the end (nonblocking peek)", recv(s[1], buf, 1, MSG_DONTWAIT));
+
+    /* Counts of 2^31 and more over two mapped pages with nothing after
+     * them: the kernel caps a count at MAX_RW_COUNT and stops at the fault. */
+    int q[2];
+    pipe2(q, O_NONBLOCK);
+    char *two = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    munmap(two + 2 * 4096, 4096);
+    memset(two, 'x', 2 * 4096);
+    size_t big = (size_t)1 << 31, bigger = ((size_t)1 << 32) + 5;
+    show("write of 2^31 bytes from two pages", write(q[1], two, big));
+    show("read of 2^31 bytes into two pages", read(q[0], two, big));
+    show("write of 2^32+5 bytes from two pages", write(q[1], two, bigger));
+    show("read of 2^32+5 bytes into two pages", read(q[0], two, bigger));
+    show("read of 2^31 bytes from an empty pipe", read(q[0], two, big));
+    struct iovec wide = {two, big};
+    show("writev of one 2^31-byte vector", writev(q[1], &wide, 1));
+    show("readv of one 2^31-byte vector", readv(q[0], &wide, 1));
     return 0;
 }
