@@ -658,6 +658,8 @@ static long long fast_write(const call_t *c, int *sigpipe, size_t *progress)
         return -EFAULT;
     if (e->mode == M_DATAGRAM && (size_t)got < c->count)
         return -EFAULT;
+    if (e->mode == M_STREAM && (size_t)got < c->count)
+        return TO_PYTHON; /* a fault: how much goes depends on the family (emulate.unix_stream_sent) */
     size_t done = 0;
     for (;;) {
         ssize_t n;

@@ -577,6 +577,29 @@ class ReadOp(Operation):
             os.close(self.fd.dup)
 
 
+# A unix stream send is copied one skb at a time: a fault inside an skb
+# fails all of it, and one inside the first fails the call with EFAULT.  An
+# skb takes the smaller of half the send buffer less 64 bytes and
+# SKB_MAX_HEAD(0) + 32 KiB, 36544 bytes on our kernels (measured, 6.18).
+UNIX_STREAM_SKB = 36544
+
+
+def unix_stream_sent(readable: int, sndbuf: int) -> int:
+    """The bytes a unix stream send takes from a buffer that faults after
+    `readable` bytes; sndbuf is SO_SNDBUF as getsockopt gives it."""
+    unit = min(sndbuf // 2 - 64, UNIX_STREAM_SKB)
+    return readable // unit * unit if unit > 0 else readable
+
+
+def unix_stream_sndbuf(fd: int) -> int | None:
+    """SO_SNDBUF of a unix stream socket; None for any other fd."""
+    family, type_ = _kernel.socket_facts(fd)[:2]
+    if family != socket.AF_UNIX or type_ != socket.SOCK_STREAM:
+        return None
+    with socket.socket(fileno=os.dup(fd)) as sock:
+        return sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+
+
 class WriteOp(Operation):
     """write, writev, pwrite64, pwritev, pwritev2, sendto, sendmsg; vmsplice into a pipe."""
 
@@ -612,6 +635,13 @@ class WriteOp(Operation):
                     return self.progress or -errno.EFAULT
                 if datagram and len(data) < want:
                     return -errno.EFAULT
+                if len(data) < want and self.fd.mode is IoMode.STREAM:
+                    sndbuf = unix_stream_sndbuf(self.fd.dup)
+                    if sndbuf is not None:
+                        sent = unix_stream_sent(self.taken + len(data), sndbuf)
+                        data = data[:max(0, sent - self.taken)]
+                        if not data:
+                            return self.progress or -errno.EFAULT
                 self.taken += len(data)
                 self.source_fault = len(data) < want
                 self.pending = memoryview(data)

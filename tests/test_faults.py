@@ -21,9 +21,22 @@ def test_bad_buffers_and_arguments_fail_as_natively(prog, superv, static):
     # A count of 2^31 or more is capped, and stops at the end of the mapping.
     assert "write of 2^31 bytes from two pages = 8192" in lines
     assert "read of 2^32+5 bytes into two pages = 8192" in lines
+    # A unix stream send fails by skb: all of the first, or the skbs before the fault.
+    assert "unix send of 2^31 bytes from two pages = -1 EFAULT" in lines
+    assert "unix send of 2^31 bytes, 50000 readable = 36544" in lines
     # The failed calls are recorded with their errno and moved nothing.
     (process,) = run.processes()
     pipe_in = sum(f["bytes_in"] for f in process["fds"] if f["class"] == "pipe")
     assert pipe_in == 10 + 3 * 8192  # the first read, then read, read and readv of the two pages
     efaults = [e for e in run.events if e["type"] == "call" and e["result"] == -14]
     assert len(efaults) >= 6 and all(e["fd_in"] + e["fd_out"] in (0, 10, 6) for e in efaults)
+
+
+def test_unix_stream_sends_stop_at_the_last_whole_skb_before_a_fault():
+    """The rule the emulation applies (measured natively, see faults.c)."""
+    from superv.emulate import unix_stream_sent
+
+    default = 212992  # SO_SNDBUF of a fresh unix socket
+    assert [unix_stream_sent(n, default) for n in (8192, 36543, 36544, 50000, 73088, 100000)] == \
+        [0, 0, 36544, 36544, 73088, 73088]
+    assert unix_stream_sent(5000, 8192) == 4032  # a small send buffer makes smaller skbs

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -73,5 +74,16 @@ int main(void)
     struct iovec wide = {two, big};
     show("writev of one 2^31-byte vector", writev(q[1], &wide, 1));
     show("readv of one 2^31-byte vector", readv(q[0], &wide, 1));
+
+    /* A unix stream send copies one skb (36544 bytes here) at a time: a
+     * fault in the first fails the call, a later one sends the skbs before. */
+    show("unix send of 2^31 bytes from two pages", send(s[0], two, big, MSG_DONTWAIT));
+    size_t pages = 13; /* 53248 bytes, of which the last 50000 are sent from */
+    char *m = mmap(NULL, (pages + 1) * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    munmap(m + pages * 4096, 4096);
+    memset(m, 'y', pages * 4096);
+    show("unix send of 2^31 bytes, 50000 readable", send(s[0], m + pages * 4096 - 50000, big, MSG_DONTWAIT));
+    char *wide_buf = malloc(1 << 17);
+    show("unix recv of what arrived", recv(s[1], wide_buf, 1 << 17, MSG_DONTWAIT));
     return 0;
 }
