@@ -600,8 +600,10 @@ static long long fast_read(const call_t *c)
         if (got == 0)
             return 0;
         done = deliver(c->tid, buffer, (size_t)got, c->remote, c->nremote);
+        if (done < got)
+            return TO_PYTHON; /* a fault: the kernel takes whole chunks (emulate's peek_shaped) */
         consume(e, (size_t)done);
-        return done ? done : -EFAULT;
+        return done;
     case M_DATAGRAM:
         if (c->count > 256 * 1024)
             return TO_PYTHON;

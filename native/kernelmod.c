@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -420,6 +421,36 @@ static PyObject *k_tee(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(n);
 }
 
+/* peek_shaped(fd, writable, size) -> what recv(fd, buf, size, MSG_PEEK |
+ * MSG_DONTWAIT) returns when buf has `writable` bytes and then a fault, as
+ * the caller's buffer has: the kernel copies a stream socket's data a
+ * chunk (an skb) at a time and a chunk that faults is not taken, which
+ * superv cannot see from outside.  A count, or -errno. */
+static PyObject *k_peek_shaped(PyObject *self, PyObject *args)
+{
+    int fd;
+    Py_ssize_t writable, size;
+    if (!PyArg_ParseTuple(args, "inn", &fd, &writable, &size) || writable < 0 || size < 0)
+        return NULL;
+    long page = sysconf(_SC_PAGESIZE);
+    size_t pages = ((size_t)writable + (size_t)page - 1) / (size_t)page;
+    ssize_t n;
+    Py_BEGIN_ALLOW_THREADS
+    char *base = mmap(NULL, (pages + 1) * (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) {
+        n = -errno;
+    } else {
+        char *guard = base + pages * (size_t)page;
+        munmap(guard, (size_t)page);
+        n = recv(fd, guard - writable, (size_t)size, MSG_PEEK | MSG_DONTWAIT);
+        if (n < 0)
+            n = -errno;
+        munmap(base, pages * (size_t)page);
+    }
+    Py_END_ALLOW_THREADS
+    return PyLong_FromSsize_t(n);
+}
+
 /* socket_facts(fd) -> (family, type, protocol, local_raw, remote_raw or None) */
 static PyObject *k_socket_facts(PyObject *self, PyObject *args)
 {
@@ -694,6 +725,8 @@ static PyMethodDef methods[] = {
     {"recvmsg", k_recvmsg, METH_VARARGS,
      "recvmsg(fd, size, flags, namelen[, controllen]) -> (n, data, name, control, msg_flags, full_namelen)"},
     {"sendmsg", k_sendmsg, METH_VARARGS, "sendmsg(fd, data, flags, name, control) -> count sent"},
+    {"peek_shaped", k_peek_shaped, METH_VARARGS,
+     "peek_shaped(fd, writable, size) -> a stream socket's MSG_PEEK into a buffer that faults after writable bytes"},
     {"socket_facts", k_socket_facts, METH_VARARGS,
      "socket_facts(fd) -> (family, type, protocol, local sockaddr, remote sockaddr or None)"},
     {"set_interrupt_handler", k_set_interrupt_handler, METH_VARARGS,

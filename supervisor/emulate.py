@@ -526,6 +526,11 @@ class ReadOp(Operation):
             if not data:
                 return self.progress
             delivered = self._deliver(data)
+            if delivered < len(data) and self.fd.mode is IoMode.STREAM:
+                # The kernel copies a stream's data a chunk (an skb) at a
+                # time, and a chunk that faults is not taken: ask it, on a
+                # buffer that faults where the caller's does.
+                delivered = max(0, min(delivered, _kernel.peek_shaped(self.fd.dup, delivered, want)))
             self.source.consume(delivered, len(data))
             self.progress += delivered
             if delivered < len(data):

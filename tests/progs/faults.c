@@ -85,5 +85,11 @@ int main(void)
     show("unix send of 2^31 bytes, 50000 readable", send(s[0], m + pages * 4096 - 50000, big, MSG_DONTWAIT));
     char *wide_buf = malloc(1 << 17);
     show("unix recv of what arrived", recv(s[1], wide_buf, 1 << 17, MSG_DONTWAIT));
+    /* And a recv takes a chunk (an skb) whole or not at all: 50000 bytes
+     * queued as 36544 + 13456, read into two pages, fail with EFAULT. */
+    memset(wide_buf, 'z', 50000);
+    show("unix send of 50000 bytes", send(s[0], wide_buf, 50000, MSG_DONTWAIT));
+    show("unix recv of 1 MiB into two pages", recv(s[1], two, 1 << 20, MSG_DONTWAIT));
+    show("unix recv, all still there", recv(s[1], wide_buf, 1 << 17, MSG_DONTWAIT));
     return 0;
 }
