@@ -963,6 +963,27 @@ static int retry(parked *pk, handoffs_t *h, int polled)
     return 1;
 }
 
+/* Retry the parked calls among epoll's events (the listener shares the set:
+ * 1 when it was among them).  A call already gone is skipped; one that
+ * finds the hand-offs full is re-armed, and served next time.  `polled`: as
+ * for retry. */
+static int serve_events(const struct epoll_event *events, int ready, handoffs_t *h, int polled)
+{
+    int listener_ready = 0;
+    for (int i = 0; i < ready; i++) {
+        parked *pk = events[i].data.ptr;
+        if (pk == LISTENER_TAG)
+            listener_ready = 1;
+        else if (!still_parked(pk))
+            continue;
+        else if (handoffs_full(h))
+            arm(pk->wait_fd, 1, pk);
+        else
+            retry(pk, h, polled);
+    }
+    return listener_ready;
+}
+
 /* Serve the parked calls whose fds are ready now.  The receiver calls it
  * after every call that moved bytes: a traced writer wakes a traced reader
  * with no thread in between (a cross-CPU wake-up costs 30-90x a call). */
@@ -971,17 +992,7 @@ static void serve_ready(handoffs_t *h)
     if (!parked_count)
         return;
     struct epoll_event events[64];
-    int n = epoll_wait(parked_epoll, events, 64, 0);
-    for (int i = 0; i < n; i++) {
-        parked *pk = events[i].data.ptr;
-        if (pk == LISTENER_TAG || !still_parked(pk))
-            continue; /* the listener shares the set (see f_run); or a call already gone */
-        if (handoffs_full(h)) { /* served next time: re-arm it */
-            arm(pk->wait_fd, 1, pk);
-            continue;
-        }
-        retry(pk, h, 0);
-    }
+    serve_events(events, epoll_wait(parked_epoll, events, 64, 0), h, 0);
 }
 
 static void drop_parked_of(int pid, int tid)
@@ -1458,9 +1469,7 @@ static void wait_for_queue(handoffs_t *h)
     struct epoll_event events[64];
     int ready = epoll_wait(parked_epoll, events, 64, 0);
     receiver_lock();
-    for (int i = 0; i < ready; i++)
-        if (events[i].data.ptr != LISTENER_TAG && !handoffs_full(h) && still_parked(events[i].data.ptr))
-            retry((parked *)events[i].data.ptr, h, 1);
+    serve_events(events, ready, h, 1); /* the listener is the catcher's */
     pthread_mutex_unlock(&lock);
 }
 
@@ -1489,14 +1498,9 @@ static PyObject *f_run(PyObject *self, PyObject *noargs)
             continue;
         } else if (parked_count) {
             struct epoll_event events[64];
-            int ready = epoll_wait(parked_epoll, events, 64, -1), notification = 0;
+            int ready = epoll_wait(parked_epoll, events, 64, -1);
             receiver_lock();
-            for (int i = 0; i < ready; i++) {
-                if (events[i].data.ptr == LISTENER_TAG)
-                    notification = 1;
-                else if (!handoffs_full(&h) && still_parked(events[i].data.ptr))
-                    retry((parked *)events[i].data.ptr, &h, 1);
-            }
+            int notification = serve_events(events, ready, &h, 1);
             pthread_mutex_unlock(&lock);
             failed = receiver_handoffs(&h) < 0;
             if (!notification || catcher_on || __atomic_load_n(&queued_count, __ATOMIC_SEQ_CST))

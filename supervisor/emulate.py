@@ -128,6 +128,13 @@ def poll_now(fd: int, events: int) -> int:
     return sum(ready for _, ready in poller.poll(0))
 
 
+def socket_option(fd: int, name: int) -> int:
+    """An int SOL_SOCKET option of a socket superv holds (SO_ERROR reads,
+    and so clears, the error, as the kernel's own connect() does)."""
+    with socket.socket(fileno=os.dup(fd)) as s:
+        return s.getsockopt(socket.SOL_SOCKET, name)
+
+
 def socket_error_pending(fd: int) -> bool:
     """POLLERR: the socket holds an error.  After progress, the kernel
     returns the count and leaves the error for the next call; a further
@@ -598,11 +605,10 @@ def unix_stream_sent(readable: int, sndbuf: int) -> int:
 
 def unix_stream_sndbuf(fd: int) -> int | None:
     """SO_SNDBUF of a unix stream socket; None for any other fd."""
-    family, type_ = _kernel.socket_facts(fd)[:2]
-    if family != socket.AF_UNIX or type_ != socket.SOCK_STREAM:
+    if socket_option(fd, socket.SO_DOMAIN) != socket.AF_UNIX or \
+            socket_option(fd, socket.SO_TYPE) != socket.SOCK_STREAM:
         return None
-    with socket.socket(fileno=os.dup(fd)) as sock:
-        return sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+    return socket_option(fd, socket.SO_SNDBUF)
 
 
 class WriteOp(Operation):
@@ -709,7 +715,7 @@ class ConnectOp(Operation):
 
     def attempt(self) -> int | None:
         if self.started:  # POLLOUT: the handshake is over
-            err = _so_error(self.fd.dup)
+            err = socket_option(self.fd.dup, socket.SO_ERROR)
             return -err if err else 0
         self.started = True
         used = self.address if self.socket_file is None else self.socket_file.used
@@ -771,12 +777,6 @@ class AcceptOp(Operation):
 
     def release(self) -> None:
         os.close(self.fd.dup)
-
-
-def _so_error(fd: int) -> int:
-    """SO_ERROR, read (and so cleared) as the kernel's own connect() does."""
-    with socket.socket(fileno=os.dup(fd)) as s:
-        return s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
 
 
 class TwoFdOp(Operation):
