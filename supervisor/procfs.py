@@ -48,22 +48,28 @@ class Credentials:
     umask: int
 
 
-def _status_fields(tid: int | str) -> dict[str, str]:
+def _status_fields(tid: int | str, keys: tuple[str, ...]) -> dict[str, str]:
+    """Only the lines asked for: splitting all ~60 cost twice the read."""
+    text = "\n" + _read_text(f"/proc/{tid}/status")
     fields = {}
-    for line in _read_text(f"/proc/{tid}/status").splitlines():
-        key, _, value = line.partition(":")
-        fields[key] = value.strip()
+    for key in keys:
+        start = text.index(f"\n{key}:") + len(key) + 2
+        fields[key] = text[start : text.index("\n", start)].strip()
     return fields
+
+
+_CREDENTIAL_KEYS = ("Uid", "Gid", "Groups", "CapEff", "Umask")
+_TASK_KEYS = ("Pid", "Tgid", "PPid", "Threads", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "State")
 
 
 def credentials(tid: int | str) -> Credentials:
     """tid, or "thread-self" for the calling thread of superv."""
-    fields = _status_fields(tid)
+    fields = _status_fields(tid, _CREDENTIAL_KEYS)
     return Credentials(fields["Uid"], fields["Gid"], fields["Groups"], fields["CapEff"], int(fields["Umask"], 8))
 
 
 def task_status(tid: int) -> TaskStatus:
-    fields = _status_fields(tid)
+    fields = _status_fields(tid, _TASK_KEYS)
     return TaskStatus(
         tid=int(fields["Pid"]),
         tgid=int(fields["Tgid"]),

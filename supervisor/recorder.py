@@ -12,6 +12,8 @@ import json
 import os
 import time
 
+import orjson
+
 from . import _fastpath as fastpath
 from . import reports
 from .classify import Classification, FdClass
@@ -60,13 +62,19 @@ class Recorder:
         if clash:
             raise ValueError(f"event fields {sorted(clash)} would overwrite the envelope")
         record.update(fields)
-        fastpath.emit(json.dumps(record, separators=(",", ":")))
+        try:
+            line = orjson.dumps(record)  # a tenth of json.dumps's cost: a record per lifecycle call
+        except orjson.JSONEncodeError:  # an undecodable path (lone surrogates) or an int past 64 bits
+            line = json.dumps(record, separators=(",", ":"))
+        fastpath.emit(line)
 
     def note(self, pid: int, text: str) -> None:
-        self._trace_line(reports.trace_note(pid, text))
+        if self.trace is not None:
+            self._trace_line(reports.trace_note(pid, text))
 
     def _trace_call(self, pid: int, fd_class: FdClass | None, call: str, result: int | None) -> None:
-        self._trace_line(reports.trace_call(pid, fd_class, call, result))
+        if self.trace is not None:
+            self._trace_line(reports.trace_call(pid, fd_class, call, result))
 
     def _trace_line(self, line: str) -> None:
         if self.trace is None:
