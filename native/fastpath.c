@@ -661,7 +661,7 @@ static long long fast_write(const call_t *c, int *sigpipe, size_t *progress)
     if (e->mode == M_DATAGRAM && (size_t)got < c->count)
         return -EFAULT;
     if (e->mode == M_STREAM && (size_t)got < c->count)
-        return TO_PYTHON; /* a fault: how much goes depends on the family (emulate.unix_stream_sent) */
+        return TO_PYTHON; /* a fault: a stream sends whole chunks (emulate.WriteOp, faults_after) */
     size_t done = 0;
     for (;;) {
         ssize_t n;

@@ -366,18 +366,53 @@ fail:
 }
 
 /* sendmsg(fd, data, flags, name, control) -> n; name/control may be None. */
+/* A private buffer of `len` bytes followed by an unmapped page, so that a
+ * call on it faults where the caller's buffer does: the kernel's count for
+ * a buffer that faults (a stream socket copies whole chunks, an skb or a
+ * page fragment, and drops the one that faults) is then the kernel's own.
+ * NULL with errno set; unmap with unmap_before_guard. */
+static char *map_before_guard(size_t len)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    size_t pages = (len + (size_t)page - 1) / (size_t)page;
+    char *base = mmap(NULL, (pages + 1) * (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED)
+        return NULL;
+    char *guard = base + pages * (size_t)page;
+    munmap(guard, (size_t)page);
+    return guard - len;
+}
+
+static void unmap_before_guard(char *start, size_t len)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    size_t pages = (len + (size_t)page - 1) / (size_t)page;
+    munmap(start + len - pages * (size_t)page, pages * (size_t)page);
+}
+
+/* sendmsg(fd, data, flags, name, control, faults_after=False): with
+ * faults_after, data is sent from a buffer that faults right after it, as
+ * the caller's did (see map_before_guard). */
 static PyObject *k_sendmsg(PyObject *self, PyObject *args)
 {
-    int fd, flags;
+    int fd, flags, faults_after = 0;
     Py_buffer data, name = {0}, control = {0};
     PyObject *name_obj, *control_obj;
-    if (!PyArg_ParseTuple(args, "iy*iOO", &fd, &data, &flags, &name_obj, &control_obj))
+    if (!PyArg_ParseTuple(args, "iy*iOO|p", &fd, &data, &flags, &name_obj, &control_obj, &faults_after))
         return NULL;
     if (name_obj != Py_None && PyObject_GetBuffer(name_obj, &name, PyBUF_SIMPLE) < 0)
         goto fail;
     if (control_obj != Py_None && PyObject_GetBuffer(control_obj, &control, PyBUF_SIMPLE) < 0)
         goto fail;
-    struct iovec iov = {.iov_base = data.buf, .iov_len = (size_t)data.len};
+    size_t len = (size_t)data.len;
+    char *shaped = NULL;
+    if (faults_after && !(shaped = map_before_guard(len))) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto fail;
+    }
+    if (shaped)
+        memcpy(shaped, data.buf, len);
+    struct iovec iov = {.iov_base = shaped ? shaped : data.buf, .iov_len = shaped ? len + 1 : len};
     struct msghdr msg = {
         .msg_name = name.buf,
         .msg_namelen = (socklen_t)name.len,
@@ -390,18 +425,25 @@ static PyObject *k_sendmsg(PyObject *self, PyObject *args)
     Py_BEGIN_ALLOW_THREADS
     n = sendmsg(fd, &msg, flags);
     Py_END_ALLOW_THREADS
+    int error = errno;
+    if (shaped)
+        unmap_before_guard(shaped, len);
     PyBuffer_Release(&data);
     if (name.obj)
         PyBuffer_Release(&name);
     if (control.obj)
         PyBuffer_Release(&control);
-    if (n < 0)
+    if (n < 0) {
+        errno = error;
         return oserror();
+    }
     return PyLong_FromSsize_t(n);
 fail:
     PyBuffer_Release(&data);
     if (name.obj)
         PyBuffer_Release(&name);
+    if (control.obj)
+        PyBuffer_Release(&control);
     return NULL;
 }
 
@@ -423,29 +465,23 @@ static PyObject *k_tee(PyObject *self, PyObject *args)
 
 /* peek_shaped(fd, writable, size) -> what recv(fd, buf, size, MSG_PEEK |
  * MSG_DONTWAIT) returns when buf has `writable` bytes and then a fault, as
- * the caller's buffer has: the kernel copies a stream socket's data a
- * chunk (an skb) at a time and a chunk that faults is not taken, which
- * superv cannot see from outside.  A count, or -errno. */
+ * the caller's buffer has (see map_before_guard).  A count, or -errno. */
 static PyObject *k_peek_shaped(PyObject *self, PyObject *args)
 {
     int fd;
     Py_ssize_t writable, size;
     if (!PyArg_ParseTuple(args, "inn", &fd, &writable, &size) || writable < 0 || size < 0)
         return NULL;
-    long page = sysconf(_SC_PAGESIZE);
-    size_t pages = ((size_t)writable + (size_t)page - 1) / (size_t)page;
     ssize_t n;
     Py_BEGIN_ALLOW_THREADS
-    char *base = mmap(NULL, (pages + 1) * (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (base == MAP_FAILED) {
+    char *shaped = map_before_guard((size_t)writable);
+    if (!shaped) {
         n = -errno;
     } else {
-        char *guard = base + pages * (size_t)page;
-        munmap(guard, (size_t)page);
-        n = recv(fd, guard - writable, (size_t)size, MSG_PEEK | MSG_DONTWAIT);
+        n = recv(fd, shaped, (size_t)size, MSG_PEEK | MSG_DONTWAIT);
         if (n < 0)
             n = -errno;
-        munmap(base, pages * (size_t)page);
+        unmap_before_guard(shaped, (size_t)writable);
     }
     Py_END_ALLOW_THREADS
     return PyLong_FromSsize_t(n);
@@ -724,7 +760,8 @@ static PyMethodDef methods[] = {
      "vm_write(tid, [(addr, len)...], data) -> count written (short at the first fault)"},
     {"recvmsg", k_recvmsg, METH_VARARGS,
      "recvmsg(fd, size, flags, namelen[, controllen]) -> (n, data, name, control, msg_flags, full_namelen)"},
-    {"sendmsg", k_sendmsg, METH_VARARGS, "sendmsg(fd, data, flags, name, control) -> count sent"},
+    {"sendmsg", k_sendmsg, METH_VARARGS,
+     "sendmsg(fd, data, flags, name, control, faults_after=False) -> count sent"},
     {"peek_shaped", k_peek_shaped, METH_VARARGS,
      "peek_shaped(fd, writable, size) -> a stream socket's MSG_PEEK into a buffer that faults after writable bytes"},
     {"socket_facts", k_socket_facts, METH_VARARGS,

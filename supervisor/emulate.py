@@ -460,7 +460,8 @@ class Sink:
         self.name = name
         self.control = control
 
-    def send(self, data) -> int:
+    def send(self, data, faults_after: bool = False) -> int:
+        """faults_after: a stream socket's data, from a buffer that faults right after it."""
         mode = self.fd.mode
         if mode is IoMode.PIPE:
             try:
@@ -476,7 +477,7 @@ class Sink:
         if mode in (IoMode.STREAM, IoMode.DATAGRAM):
             control, self.control = self.control, None  # only with the first piece
             return _kernel.sendmsg(
-                self.fd.dup, data, self.sock_flags | MSG_DONTWAIT | MSG_NOSIGNAL, self.name, control
+                self.fd.dup, data, self.sock_flags | MSG_DONTWAIT | MSG_NOSIGNAL, self.name, control, faults_after
             )
         if mode is IoMode.FILE and (self.offset is not None or self.rwf):
             position = -1 if self.offset is None else self.offset
@@ -589,28 +590,6 @@ class ReadOp(Operation):
             os.close(self.fd.dup)
 
 
-# A unix stream send is copied one skb at a time: a fault inside an skb
-# fails all of it, and one inside the first fails the call with EFAULT.  An
-# skb takes the smaller of half the send buffer less 64 bytes and
-# SKB_MAX_HEAD(0) + 32 KiB, 36544 bytes on our kernels (measured, 6.18).
-UNIX_STREAM_SKB = 36544
-
-
-def unix_stream_sent(readable: int, sndbuf: int) -> int:
-    """The bytes a unix stream send takes from a buffer that faults after
-    `readable` bytes; sndbuf is SO_SNDBUF as getsockopt gives it."""
-    unit = min(sndbuf // 2 - 64, UNIX_STREAM_SKB)
-    return readable // unit * unit if unit > 0 else readable
-
-
-def unix_stream_sndbuf(fd: int) -> int | None:
-    """SO_SNDBUF of a unix stream socket; None for any other fd."""
-    if socket_option(fd, socket.SO_DOMAIN) != socket.AF_UNIX or \
-            socket_option(fd, socket.SO_TYPE) != socket.SOCK_STREAM:
-        return None
-    return socket_option(fd, socket.SO_SNDBUF)
-
-
 class WriteOp(Operation):
     """write, writev, pwrite64, pwritev, pwritev2, sendto, sendmsg; vmsplice into a pipe."""
 
@@ -646,20 +625,16 @@ class WriteOp(Operation):
                     return self.progress or -errno.EFAULT
                 if datagram and len(data) < want:
                     return -errno.EFAULT
-                if len(data) < want and self.fd.mode is IoMode.STREAM:
-                    sndbuf = unix_stream_sndbuf(self.fd.dup)
-                    if sndbuf is not None:
-                        sent = unix_stream_sent(self.taken + len(data), sndbuf)
-                        data = data[:max(0, sent - self.taken)]
-                        if not data:
-                            return self.progress or -errno.EFAULT
                 self.taken += len(data)
                 self.source_fault = len(data) < want
                 self.pending = memoryview(data)
             if self.progress and self.fd.mode is IoMode.STREAM and socket_error_pending(self.fd.dup):
                 return self.progress
             try:
-                written = self.sink.send(self.pending)
+                # A stream socket copies whole chunks and drops the one that
+                # faults: sent from a buffer that faults where the caller's
+                # did, the kernel says how much goes.
+                written = self.sink.send(self.pending, faults_after=self.source_fault and self.fd.mode is IoMode.STREAM)
             except BlockingIOError:
                 return self._would_block(self.fd, select.POLLOUT)
             except OSError as e:

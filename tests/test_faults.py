@@ -38,11 +38,25 @@ def test_bad_buffers_and_arguments_fail_as_natively(prog, superv, static):
         assert (calls[i]["fd_in"], calls[i]["fd_out"]) == moved_before, calls[i]
 
 
-def test_unix_stream_sends_stop_at_the_last_whole_skb_before_a_fault():
-    """The rule the emulation applies (measured natively, see faults.c)."""
-    from superv.emulate import unix_stream_sent
-
-    default = 212992  # SO_SNDBUF of a fresh unix socket
-    assert [unix_stream_sent(n, default) for n in (8192, 36543, 36544, 50000, 73088, 100000)] == \
-        [0, 0, 36544, 36544, 73088, 73088]
-    assert unix_stream_sent(5000, 8192) == 4032  # a small send buffer makes smaller skbs
+@pytest.mark.parametrize("static", [False, True], ids=["dynamic", "static"])
+def test_tcp_sends_from_a_buffer_that_faults_send_whole_chunks_as_natively(prog, superv, static):
+    """A TCP send copies page fragments of the sending thread and drops the
+    one that faults.  superv sends from a buffer that faults where the
+    caller's does, from one thread of its own: for a single-threaded
+    program, whose thread's fragments went the same way, the same counts."""
+    program = prog("tcp_fault", static=static)
+    native = subprocess.run([program], capture_output=True, timeout=30)
+    run = superv([program])
+    assert run.returncode == native.returncode == 0
+    assert run.stdout.decode() == native.stdout.decode()
+    lines = run.stdout.decode().splitlines()
+    results = [line.split(" = ")[1] for line in lines if line.startswith("send,")]
+    readable = [int(line.split()[1]) for line in lines if line.startswith("send,")]
+    assert "-1 EFAULT" in results and any(r.isdigit() for r in results)
+    for r, n in zip(results, readable):
+        assert r == "-1 EFAULT" or 0 < int(r) < n  # never the chunk with the fault
+    sent = sum(int(r) for r in results if r.isdigit())
+    assert lines[-1] == f"received {sent}, sent {sent}"
+    sends = [e for e in run.events if e["type"] == "call" and e["syscall"] == "sendto"]
+    assert [e["result"] for e in sends] == [-14 if r == "-1 EFAULT" else int(r) for r in results]
+    assert sends[-1]["fd_out"] == sent
