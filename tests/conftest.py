@@ -1,5 +1,6 @@
-"""Shared test harness: build the C programs under tests/progs, run superv for
-real, and read back what it wrote (summary.json, events.jsonl, <pid>.log).
+"""Shared test harness: build the C programs under tests/progs (and the
+adversarial ones under tests/adversarial/progs), run superv for real, and
+read back what it wrote (summary.json, events.jsonl, <pid>.log).
 
 Nothing here fakes the kernel: every test runs real processes under the real
 seccomp filter.
@@ -15,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -23,6 +25,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PROGS_SRC = REPO / "tests" / "progs"
+ADVERSARIAL_SRC = REPO / "tests" / "adversarial" / "progs"
 PROGS_BUILD = REPO / "build" / "progs"
 SUPERV = [sys.executable, "-m", "superv"]
 
@@ -31,13 +34,15 @@ SUPERV = [sys.executable, "-m", "superv"]
 
 
 def build_prog(name: str, static: bool = False) -> Path:
-    """Compile tests/progs/<name>.c (once; again when it or a header there changes)."""
-    source = PROGS_SRC / f"{name}.c"
+    """Compile tests/progs/<name>.c or tests/adversarial/progs/<name>.c (once;
+    again when it or a header in tests/progs changes)."""
+    source = next((d / f"{name}.c" for d in (PROGS_SRC, ADVERSARIAL_SRC) if (d / f"{name}.c").exists()),
+                  PROGS_SRC / f"{name}.c")
     target = PROGS_BUILD / (f"{name}-static" if static else name)
     newest = max(path.stat().st_mtime for path in [source, *PROGS_SRC.glob("*.h")])
     if not target.exists() or target.stat().st_mtime < newest:
         PROGS_BUILD.mkdir(parents=True, exist_ok=True)
-        command = ["cc", "-O2", "-Wall", "-pthread", "-o", str(target), str(source)]
+        command = ["cc", "-O2", "-Wall", "-pthread", f"-I{PROGS_SRC}", "-o", str(target), str(source)]
         if static:
             command.insert(1, "-static")
         subprocess.run(command, check=True)
@@ -230,3 +235,112 @@ def busybox() -> Path:
     subprocess.run(["dpkg-deb", "-x", str(deb), str(REPO / "build" / "busybox-static")], check=True)
     assert target.exists(), f"no busybox in {deb} (a system one: {found})"
     return target
+
+
+# -- shared by several test files ----------------------------------------------------
+
+
+IN_CALLS = {"read", "readv", "pread64", "preadv", "preadv2", "recvfrom", "recvmsg", "recvmmsg"}
+
+
+OUT_CALLS = {"write", "writev", "pwrite64", "pwritev", "pwritev2", "sendto", "sendmsg", "sendmmsg"}
+
+
+def assert_reports_complete(run: Run) -> dict:
+    """summary.json parses, every events.jsonl line is JSON, every process has
+    its log, and each log's sections agree with summary.json."""
+    summary = json.loads((run.out / "summary.json").read_text())
+    lines = (run.out / "events.jsonl").read_text().splitlines()
+    assert lines
+    for line in lines:
+        json.loads(line)
+    assert summary["processes"]
+    for p in summary["processes"]:
+        log = parse_log((run.out / f"{p['pid']}.log").read_text())
+        titles = {"net": "Network", "pipe": "Pipe", "disk": "Disk"}
+        for cls, title in titles.items():
+            totals = p["classes"].get(cls, {"bytes_in": 0, "bytes_out": 0})
+            assert log.sections[title].totals == (totals["bytes_in"], totals["bytes_out"]), (p["pid"], title)
+    return summary
+
+
+def native(program: list, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([str(p) for p in program], capture_output=True, timeout=60, **kwargs)
+
+
+def policy_option(tmp_path, text: str) -> tuple[str, str]:
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    return ("--policy", str(path))
+
+
+def policy_events(run) -> list[dict]:
+    return [e for e in run.events if "policy" in e]
+
+
+LOCAL_ONLY = """\
+version: 1
+rules:
+  - {name: local-only, syscalls: [connect], family: [tcp, udp], addr: [127.0.0.1/32], action: allow}
+  - {name: elsewhere, syscalls: [connect], family: [tcp, tcp6, udp, udp6], action: deny, errno: ECONNREFUSED}
+"""
+
+
+class Listeners:
+    """TCP listeners on 127.0.0.1 and 127.0.0.2 (one port), counting accepts."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.accepted = {"127.0.0.1": 0, "127.0.0.2": 0}
+        self.sockets = []
+        for host in self.accepted:
+            srv = socket.socket()
+            srv.bind((host, self.port))
+            srv.listen(4096)
+            self.sockets.append(srv)
+            threading.Thread(target=self._serve, args=(srv, host), daemon=True).start()
+
+    def _serve(self, srv, host):
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            self.accepted[host] += 1
+            try:
+                if conn.recv(16):
+                    conn.sendall(b"pong")
+            except OSError:
+                pass
+            conn.close()
+
+    def close(self):
+        for srv in self.sockets:
+            srv.shutdown(socket.SHUT_RDWR)
+            srv.close()
+
+
+@pytest.fixture
+def listeners():
+    ls = Listeners()
+    yield ls
+    ls.close()
+
+
+EXEC_ONLY_TRUE = """\
+version: 1
+rules:
+  - {name: only-true, syscalls: ["@exec"], path: [/bin/true, /usr/bin/true], action: allow}
+  - {name: no-other-exec, syscalls: ["@exec"], action: deny, errno: EACCES}
+"""
+
+
+def lines(output: bytes) -> dict[str, str]:
+    return dict(line.split(": ", 1) for line in output.decode().splitlines())
+
+
+def policy_of(run: Run) -> dict:
+    return run.summary["policy"]
+
+
+POLICIES = REPO / "policies"  # the bundled policies

@@ -126,29 +126,6 @@ def test_bad_interval_is_a_usage_error(tmp_path):
     assert b"must be more than 0" in done.stderr
 
 
-def test_a_killed_superv_leaves_complete_event_lines(prog, tmp_path):
-    """events.jsonl is streamed in whole lines: SIGKILL superv in the middle
-    of a run and every line it wrote is valid JSON, the calls so far in it."""
-    import json
-    import signal
-    import time
-
-    out = tmp_path / "o"
-    proc = subprocess.Popen([*SUPERV, "run", "-q", "-o", str(out), "--interval", "0.1", "--",
-                             prog("slow_stream"), "40", "50"], start_new_session=True)
-    events = out / "events.jsonl"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and (not events.exists() or b'"type":"sample"' not in events.read_bytes()):
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
-    text = events.read_text()
-    assert text.endswith("\n")
-    lines = [json.loads(line) for line in text.splitlines()]
-    reads = [e for e in lines if e["type"] == "call" and e["syscall"] == "read" and e["class"] == "pipe"]
-    assert reads and any(e["type"] == "sample" for e in lines)
-
-
 def test_shutdown_is_recorded_whichever_path_takes_it(prog, superv, tmp_path):
     """The first shutdown comes while socketpair's result is still to be
     learnt (Python takes it), the second on an fd the fast path serves: both

@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import subprocess
 import textwrap
-from pathlib import Path
 
 import hypothesis
 import hypothesis.strategies as st

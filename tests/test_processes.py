@@ -9,10 +9,8 @@ be run, 125 for superv's own usage errors.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import signal
 import stat
 import subprocess
 import sys
@@ -20,10 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SUPERV, Run, parse_log, wait_for
+from conftest import Run, assert_reports_complete
 
-IN_CALLS = {"read", "readv", "pread64", "preadv", "preadv2", "recvfrom", "recvmsg", "recvmmsg"}
-OUT_CALLS = {"write", "writev", "pwrite64", "pwritev", "pwritev2", "sendto", "sendmsg", "sendmmsg"}
 CHILD_BYTES, GRANDCHILD_BYTES = 70000, 50000  # as in proc_tree.c
 
 
@@ -37,24 +33,6 @@ def who_lines(stderr: bytes) -> list[dict]:
 
 def by_pid(run: Run) -> dict[int, dict]:
     return {p["pid"]: p for p in run.processes()}
-
-
-def assert_reports_complete(run: Run) -> dict:
-    """summary.json parses, every events.jsonl line is JSON, every process has
-    its log, and each log's sections agree with summary.json."""
-    summary = json.loads((run.out / "summary.json").read_text())
-    lines = (run.out / "events.jsonl").read_text().splitlines()
-    assert lines
-    for line in lines:
-        json.loads(line)
-    assert summary["processes"]
-    for p in summary["processes"]:
-        log = parse_log((run.out / f"{p['pid']}.log").read_text())
-        titles = {"net": "Network", "pipe": "Pipe", "disk": "Disk"}
-        for cls, title in titles.items():
-            totals = p["classes"].get(cls, {"bytes_in": 0, "bytes_out": 0})
-            assert log.sections[title].totals == (totals["bytes_in"], totals["bytes_out"]), (p["pid"], title)
-    return summary
 
 
 def assert_matches_who(run: Run, who: list[dict]) -> None:
@@ -255,49 +233,6 @@ def test_sh_exec_replaces_the_shell(prog, superv):
 
 # -- 50 threads at once ---------------------------------------------------------------------
 
-PAIRS = 25
-
-
-def test_fifty_threads_doing_io_at_once(prog, superv):
-    """25 writer and 25 reader threads on 25 pipes, started together: each
-    thread's recorded bytes are what it moved, and they add up to the totals."""
-    run = superv([prog("proc_threads"), str(PAIRS)])
-    assert run.returncode == 0, run.stderr.decode()
-    rows = re.findall(rb"^tid=(\d+) role=(\w+) pair=(\d+) in=(\d+) out=(\d+)$", run.stdout, re.M)
-    assert len(rows) == 2 * PAIRS
-    main_tid = int(re.search(rb"^main tid=(\d+)$", run.stdout, re.M)[1])
-    threads = {int(t): (int(i), int(o)) for t, _, _, i, o in rows}
-    assert len(threads) == 2 * PAIRS and main_tid not in threads
-    for _tid, role, pair, i, o in rows:
-        expected = 20000 + 1000 * int(pair)
-        assert (int(i), int(o)) == ((expected, 0) if role == b"reader" else (0, expected))
-
-    summary = assert_reports_complete(run)
-    (process,) = summary["processes"]
-    assert process["pid"] == main_tid
-    recorded: dict[int, list[int]] = {}
-    for e in run.events:
-        if e["type"] != "call" or "exact" not in e or e["syscall"] not in IN_CALLS | OUT_CALLS:
-            continue
-        assert e["exact"], e
-        if e["class"] not in ("pipe", "net"):
-            continue  # the dynamic loader's reads of libraries
-        totals = recorded.setdefault(e["tid"], [0, 0])
-        if e["result"] is not None and e["result"] > 0:
-            totals[0 if e["syscall"] in IN_CALLS else 1] += e["result"]
-    # Each worker thread: exactly what it says it moved.
-    for tid, (i, o) in threads.items():
-        assert recorded.get(tid) == [i, o], tid
-    # The main thread: only its report on stdout.
-    assert recorded.get(main_tid) == [0, len(run.stdout)]
-    assert set(recorded) == set(threads) | {main_tid}
-    # And the threads add up to the process's totals.
-    pipe = process["classes"]["pipe"]
-    assert pipe["bytes_in"] == sum(i for i, _ in threads.values())
-    assert pipe["bytes_out"] == sum(o for _, o in threads.values()) + len(run.stdout)
-    assert sum(v[0] for v in recorded.values()) == pipe["bytes_in"]
-    assert sum(v[1] for v in recorded.values()) == pipe["bytes_out"]
-
 
 # -- exit statuses ----------------------------------------------------------------------------
 
@@ -419,173 +354,3 @@ def test_no_program_is_125(tmp_path):
     assert "Traceback" not in proc.stderr.decode()
 
 
-def _running(pid: int) -> bool:
-    """Alive and not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
-
-
-def test_a_killed_superv_takes_every_traced_process_with_it(tmp_path):
-    """SIGKILL to superv alone: its watchdog kills what it traced (the
-    shell, and the sleep in the background that makes no traced call and
-    would run on unchecked), so that no process keeps running without a
-    supervisor."""
-    proc = subprocess.Popen([*SUPERV, "run", "-q", "-o", str(tmp_path / "out"), "--", "sh", "-c",
-                             "sleep 1000 & echo $$ $!; wait"], stdout=subprocess.PIPE, start_new_session=True)
-    shell, sleeper = map(int, proc.stdout.readline().split())
-    # the sleep has started and sleeps (a traced call that superv's death
-    # cut short would end it anyway, with ENOSYS)
-    wait_for(lambda: "nanosleep" in Path(f"/proc/{sleeper}/wchan").read_text())
-    assert _running(shell)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
-    wait_for(lambda: not _running(shell) and not _running(sleeper))
-
-
-TEN_THOUSAND_FDS = """\
-import os, resource
-print("soft limit", resource.getrlimit(resource.RLIMIT_NOFILE)[0])
-soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-pipes = [os.pipe() for _ in range(5000)]
-for r, w in pipes:
-    os.write(w, b"0123456789")
-print("fds", 2 * len(pipes), "bytes", sum(len(os.read(r, 100)) for r, w in pipes))
-nulls = [os.open("/dev/null", os.O_RDONLY) for _ in range(5000)]
-os.close(nulls[100])
-print("reopened", os.open("/dev/null", os.O_RDONLY) == nulls[100])
-"""
-
-
-def test_ten_thousand_fds_in_one_process(tmp_path):
-    """5000 pipes, every end used once, then 5000 opens, started with a
-    soft fd limit of 1024: superv raises its own limit (it holds a copy of
-    each fd), the program keeps its own, and every call is recorded with
-    its fd (learnt without listing 15,000 fds at each call)."""
-    import resource
-
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard < 10100:
-        pytest.skip(f"the hard fd limit ({hard}) is below 10,100")
-    out = tmp_path / "out"
-    done = subprocess.run([*SUPERV, "run", "-q", "-o", str(out), "--", sys.executable, "-c", TEN_THOUSAND_FDS],
-                          capture_output=True, timeout=300,
-                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard)))
-    assert done.returncode == 0, done.stderr.decode()
-    assert done.stdout.decode().splitlines() == ["soft limit 1024", "fds 10000 bytes 50000", "reopened True"]
-    assert b"internal error" not in done.stderr
-    summary = json.loads((out / "summary.json").read_text())
-    pipes = summary["processes"][0]["classes"]["pipe"]
-    assert (pipes["bytes_in"], pipes["bytes_out"]) == (50000, 50000 + len(done.stdout))  # stdout is a pipe too
-    assert pipes["kinds"]["read"]["calls"] == 5000
-    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
-    opens = [e["result"] for e in events if e.get("syscall") == "openat" and e.get("path") == "/dev/null"]
-    assert len(opens) == 5001 and len(set(opens[:5000])) == 5000 and opens[5000] == opens[100]
-
-
-def test_a_thousand_processes_each_writing_then_reaped_as_zombies(prog, superv):
-    """1000 children at once, each writing one 12-byte line into a pipe the
-    parent reads; then 1000 wait4 calls with every child a zombie.  Each is
-    a process of its own in the reports, with its bytes.  (Each wait used to
-    read /proc for every zombie again: a million reads, minutes.)"""
-    run = superv([str(prog("proc_many")), "1000"])
-    assert run.returncode == 0, run.stderr.decode()
-    assert run.stdout.decode().split() == ["lines", "1000", "reaped", "1000", "bad", "0"]
-    summary = assert_reports_complete(run)
-    root, *children = summary["processes"]
-    assert len(children) == 1000
-    assert {c["ppid"] for c in children} == {root["pid"]}
-    assert [c["classes"]["pipe"]["bytes_out"] for c in children] == [12] * 1000
-    assert root["classes"]["pipe"]["bytes_in"] == 12000
-
-
-EXEC_FROM_A_THREAD = """\
-import os, threading, time
-r, w = os.pipe()
-os.write(w, b"before exec\\n")
-print(os.read(r, 100).decode().strip(), flush=True)
-def other():
-    os.execv("/bin/sh", ["sh", "-c", "echo after exec from a thread; echo data | cat"])
-threading.Thread(target=other).start()
-time.sleep(30)
-print("not reached")
-"""
-
-
-def test_execve_from_a_thread_that_is_not_the_leader(superv):
-    """The kernel ends the other threads and the exec'ing one takes the
-    process's pid: superv follows, records the exec and the new image's I/O."""
-    run = superv([sys.executable, "-c", EXEC_FROM_A_THREAD])
-    assert run.returncode == 0, run.stderr
-    assert run.stdout == b"before exec\nafter exec from a thread\ndata\n"
-    root = run.processes()[0]
-    assert root["execs"][-1] == ["sh", "-c", "echo after exec from a thread; echo data | cat"]
-    assert root["exit"] == "exited 0"
-    assert root["classes"]["pipe"]["bytes_in"] == len(b"before exec\n")
-
-
-KILLED_IN_A_READ = """\
-import os, signal, time
-signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-r, w = os.pipe()
-pid = os.fork()
-if pid == 0:
-    os.close(w)
-    os.read(r, 10)  # waits: nothing is ever written
-    os._exit(0)
-os.close(r)
-time.sleep(0.5)
-os.kill(pid, signal.SIGKILL)
-os.waitpid(pid, 0)
-try:
-    os.write(w, b"x")
-    print("write went through")
-except BrokenPipeError:
-    print("EPIPE: no reader left")
-"""
-
-
-def test_a_target_killed_in_the_middle_of_a_waiting_read(superv):
-    """SIGKILL to a child whose read superv is making (parked, waiting for
-    data): the child dies as natively, and superv lets go of its copy of
-    the pipe's read end, so that the writer gets EPIPE as natively."""
-    program = [sys.executable, "-c", KILLED_IN_A_READ]
-    assert subprocess.run(program, capture_output=True, timeout=60).stdout == b"EPIPE: no reader left\n"
-    run = superv(program)
-    assert run.returncode == 0, run.stderr
-    assert run.stdout == b"EPIPE: no reader left\n"
-    child = next(p for p in run.processes() if p["ppid"] == run.processes()[0]["pid"])
-    assert child["exit"].startswith("killed by SIGKILL")
-
-
-THREADS_LEAVING = """\
-import os, threading, time
-r, w = os.pipe()
-got = []
-reader = threading.Thread(target=lambda: got.append(os.read(r, 100)))
-reader.start()
-time.sleep(0.3)  # its read now waits in superv
-for _ in range(20):
-    quitter = threading.Thread(target=lambda: os.write(1, b"quitter leaves\\n"))
-    quitter.start()
-    quitter.join()
-os.write(w, b"late data")
-reader.join()
-print(got[0].decode())
-"""
-
-
-def test_threads_exit_while_another_threads_read_waits(superv):
-    """Twenty threads start, write and exit while a read of another thread
-    is parked in superv: the read gets its data when it comes, and every
-    thread's write is recorded."""
-    run = superv([sys.executable, "-c", THREADS_LEAVING])
-    assert run.returncode == 0, run.stderr
-    assert run.stdout == b"quitter leaves\n" * 20 + b"late data\n"
-    root = run.processes()[0]
-    pipes = root["classes"]["pipe"]
-    assert pipes["bytes_in"] == len(b"late data")
-    assert pipes["bytes_out"] == len(b"late data") + len(run.stdout)  # stdout is a pipe too

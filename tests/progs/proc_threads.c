@@ -15,7 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define MAX_PAIRS 64
+#define MAX_PAIRS 256
 
 struct worker {
     int pair, fd, writer;
