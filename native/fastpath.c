@@ -335,10 +335,20 @@ static unsigned long long loop_turn; /* the receiver loop's turns */
 
 /* Calls to give to Python once the lock is let go; each thread has its own. */
 #define HANDOFF_MAX 256
+/* A write the fast path began and Python finishes: the bytes written, and
+ * the rest of what was read from the caller, which Python sends as it is
+ * (reading the caller's memory again would let another thread change the
+ * call under way). */
+typedef struct {
+    size_t done;
+    char *rest; /* malloc'd; NULL when nothing is left over */
+    size_t rest_len;
+} begun_t;
+
 typedef struct {
     struct {
         struct seccomp_notif n;
-        size_t progress;
+        begun_t begun;
     } items[HANDOFF_MAX];
     int count;
 } handoffs_t;
@@ -512,7 +522,7 @@ static void answer(const struct seccomp_notif *n, long long result)
 
 /* What an attempt can say besides an answer. */
 #define WOULD_BLOCK (LLONG_MIN + 1) /* nothing done: wait, or EAGAIN for a non-blocking caller */
-#define TO_PYTHON LLONG_MIN         /* nothing done (or *progress written): Python's to do */
+#define TO_PYTHON LLONG_MIN         /* nothing done (or a write begun: begun_t): Python's to do */
 
 static ssize_t deliver(pid_t tid, const char *data, size_t len, const struct iovec *remote, int nremote)
 {
@@ -650,8 +660,8 @@ static int socket_error_pending(int fd)
 }
 
 /* Writes: the caller's bytes are read once; on a short write with the fd
- * blocking, Python takes over with *progress already written. */
-static long long fast_write(const call_t *c, int *sigpipe, size_t *progress)
+ * blocking, Python takes over with *begun: what is written, and the rest. */
+static long long fast_write(const call_t *c, int *sigpipe, begun_t *begun)
 {
     fd_entry *e = c->e;
     struct iovec local = {.iov_base = buffer, .iov_len = c->count};
@@ -693,7 +703,12 @@ static long long fast_write(const call_t *c, int *sigpipe, size_t *progress)
                 int flags = fcntl(e->dup, F_GETFL);
                 if (flags >= 0 && (flags & O_NONBLOCK))
                     return (long long)done;
-                *progress = done;
+                begun->done = done;
+                begun->rest_len = (size_t)got - done;
+                begun->rest = malloc(begun->rest_len);
+                if (!begun->rest)
+                    return (long long)done; /* no memory to go on with: a short write */
+                memcpy(begun->rest, buffer + done, begun->rest_len);
                 return TO_PYTHON;
             }
             if (errno == EPIPE && !(c->sock_flags & MSG_NOSIGNAL))
@@ -706,9 +721,9 @@ static long long fast_write(const call_t *c, int *sigpipe, size_t *progress)
     }
 }
 
-static long long attempt(const call_t *c, int *sigpipe, size_t *progress)
+static long long attempt(const call_t *c, int *sigpipe, begun_t *begun)
 {
-    return c->spec->inward ? fast_read(c) : fast_write(c, sigpipe, progress);
+    return c->spec->inward ? fast_read(c) : fast_write(c, sigpipe, begun);
 }
 
 /* ---- decoding, with the kernel's own checks ------------------------------------ */
@@ -826,11 +841,22 @@ static void finish(proc *p, const call_t *c, long long result, int sigpipe)
 
 /* Python will take this call, once the lock is let go.  Callers check
  * handoffs_full() first, so there is always room. */
-static void hand_off(handoffs_t *h, const struct seccomp_notif *n, size_t progress)
+static void hand_off(handoffs_t *h, const struct seccomp_notif *n, begun_t begun)
 {
     h->items[h->count].n = *n;
-    h->items[h->count].progress = progress;
+    h->items[h->count].begun = begun;
     h->count++;
+}
+
+/* The Python form of a handed-off call: ((id, tid, nr, arch, ip, args), done, rest). */
+static PyObject *handoff_args(const struct seccomp_notif *n, const begun_t *begun)
+{
+    return Py_BuildValue("((KIiIK(KKKKKK))ny#)", (unsigned long long)n->id, n->pid, n->data.nr, n->data.arch,
+                         (unsigned long long)n->data.instruction_pointer, (unsigned long long)n->data.args[0],
+                         (unsigned long long)n->data.args[1], (unsigned long long)n->data.args[2],
+                         (unsigned long long)n->data.args[3], (unsigned long long)n->data.args[4],
+                         (unsigned long long)n->data.args[5], (Py_ssize_t)begun->done,
+                         begun->rest ? begun->rest : "", (Py_ssize_t)begun->rest_len);
 }
 
 static int handoffs_full(const handoffs_t *h) { return h->count >= HANDOFF_MAX - 1; }
@@ -947,8 +973,8 @@ static int retry(parked *pk, handoffs_t *h, int polled)
         return 1;
     }
     int sigpipe = 0;
-    size_t progress = 0;
-    long long result = attempt(&pk->c, &sigpipe, &progress);
+    begun_t begun = {0};
+    long long result = attempt(&pk->c, &sigpipe, &begun);
     if (result == WOULD_BLOCK) {
         arm(pk->wait_fd, 1, pk);
         return 0;
@@ -956,7 +982,7 @@ static int retry(parked *pk, handoffs_t *h, int polled)
     if (pk->speculative && polled && pk->turn + 1 == loop_turn)
         pk->c.e->reads_wait = 0; /* ready at the first look: it need not have parked */
     if (result == TO_PYTHON)
-        hand_off(h, &pk->c.n, progress);
+        hand_off(h, &pk->c.n, begun);
     else
         finish(p, &pk->c, result, sigpipe);
     unpark(pk);
@@ -1052,7 +1078,7 @@ static void tick_parked(handoffs_t *h)
                 record(p, &pk->c, 0, 0, 1);
             answer(&pk->c.n, -512 /* ERESTARTSYS */);
         } else {
-            hand_off(h, &pk->c.n, 0);
+            hand_off(h, &pk->c.n, (begun_t){0});
         }
         unpark(pk);
     }
@@ -1067,22 +1093,22 @@ static int run_handoffs(handoffs_t *h)
         bury();
         PyGILState_Release(g);
     }
-    for (int i = 0; i < h->count && !failed; i++) {
-        const struct seccomp_notif *n = &h->items[i].n;
-        PyGILState_STATE g = PyGILState_Ensure();
-        bury();
-        PyObject *r = PyObject_CallFunction(
-            handler, "(KIiIK(KKKKKK))n", (unsigned long long)n->id, n->pid, n->data.nr, n->data.arch,
-            (unsigned long long)n->data.instruction_pointer, (unsigned long long)n->data.args[0],
-            (unsigned long long)n->data.args[1], (unsigned long long)n->data.args[2],
-            (unsigned long long)n->data.args[3], (unsigned long long)n->data.args[4],
-            (unsigned long long)n->data.args[5], (Py_ssize_t)h->items[i].progress);
-        if (r)
-            Py_DECREF(r);
-        else
-            failed = 1;
-        PyGILState_Release(g);
-        slow_calls++;
+    for (int i = 0; i < h->count; i++) {
+        begun_t *begun = &h->items[i].begun;
+        if (!failed) {
+            PyGILState_STATE g = PyGILState_Ensure();
+            bury();
+            PyObject *call = handoff_args(&h->items[i].n, begun);
+            PyObject *r = call ? PyObject_CallObject(handler, call) : NULL;
+            Py_XDECREF(call);
+            if (r)
+                Py_DECREF(r);
+            else
+                failed = 1;
+            PyGILState_Release(g);
+            slow_calls++;
+        }
+        free(begun->rest);
     }
     h->count = 0;
     return failed ? -1 : 0;
@@ -1236,7 +1262,7 @@ static int fast_handle(const struct seccomp_notif *n, const call_spec *spec, han
     if (nbudgets && over_budget(c.e, spec->inward))
         return 0;
     int sigpipe = 0;
-    size_t progress = 0;
+    begun_t begun = {0};
     /* Reads on a channel whose last read had to wait will likely wait again
      * (a ping-pong): park without the doomed attempt.  If bytes are there
      * after all, the re-armed registration is ready at once and the loop's
@@ -1244,7 +1270,7 @@ static int fast_handle(const struct seccomp_notif *n, const call_spec *spec, han
     if (spec->inward && c.e->reads_wait && c.e->mode != M_FILE && c.e->mode != M_MEMDEV && caller_blocks(&c) &&
         !socket_has_timeout(&c) && park(&c, 1) == 0)
         return 1;
-    long long result = attempt(&c, &sigpipe, &progress);
+    long long result = attempt(&c, &sigpipe, &begun);
     if (spec->inward && result != WOULD_BLOCK)
         c.e->reads_wait = 0;
     if (result == WOULD_BLOCK) {
@@ -1258,9 +1284,9 @@ static int fast_handle(const struct seccomp_notif *n, const call_spec *spec, han
         }
     }
     if (result == TO_PYTHON) {
-        if (!progress)
+        if (!begun.done)
             return 0;
-        hand_off(h, n, progress);
+        hand_off(h, n, begun);
         return 1;
     }
     finish(t->p, &c, result, sigpipe);
@@ -1527,7 +1553,7 @@ static PyObject *f_run(PyObject *self, PyObject *noargs)
             pthread_mutex_unlock(&lock);
         }
         if (!taken)
-            hand_off(&h, &n, 0);
+            hand_off(&h, &n, (begun_t){0});
         failed = receiver_handoffs(&h) < 0;
     }
     stopping = 1;
@@ -2145,7 +2171,7 @@ static PyObject *f_drop_parked(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* handle_again(raw) -> (taken, [(raw, progress)...]): Python classified the
+/* handle_again(raw) -> (taken, [(raw, done, rest)...]): Python classified the
  * fd of this notification just now; the fast path may take it after all.
  * Calls it handed over meanwhile (retried parked ones) come back to Python. */
 static PyObject *f_handle_again(PyObject *self, PyObject *args)
@@ -2171,26 +2197,20 @@ static PyObject *f_handle_again(PyObject *self, PyObject *args)
     h.count = 0;
     if (nr >= 0 && nr < MAX_NR && specs[nr].layout != L_NONE && specs[nr].layout < L_CLOSE)
         taken = fast_handle(&n, &specs[nr], &h);
-    PyObject *rest = PyList_New(h.count);
-    for (int i = 0; rest && i < h.count; i++) {
-        const struct seccomp_notif *m = &h.items[i].n;
-        PyObject *item = Py_BuildValue(
-            "((KIiIK(KKKKKK))n)", (unsigned long long)m->id, m->pid, m->data.nr, m->data.arch,
-            (unsigned long long)m->data.instruction_pointer, (unsigned long long)m->data.args[0],
-            (unsigned long long)m->data.args[1], (unsigned long long)m->data.args[2],
-            (unsigned long long)m->data.args[3], (unsigned long long)m->data.args[4],
-            (unsigned long long)m->data.args[5], (Py_ssize_t)h.items[i].progress);
-        if (!item) {
-            Py_CLEAR(rest);
-            break;
-        }
-        PyList_SET_ITEM(rest, i, item);
+    PyObject *handed_back = PyList_New(h.count);
+    for (int i = 0; i < h.count; i++) {
+        PyObject *item = handed_back ? handoff_args(&h.items[i].n, &h.items[i].begun) : NULL;
+        if (item)
+            PyList_SET_ITEM(handed_back, i, item);
+        else
+            Py_CLEAR(handed_back);
+        free(h.items[i].begun.rest);
     }
     h.count = 0;
     pthread_mutex_unlock(&lock);
-    if (!rest)
+    if (!handed_back)
         return NULL;
-    return Py_BuildValue("(NN)", PyBool_FromLong(taken), rest);
+    return Py_BuildValue("(NN)", PyBool_FromLong(taken), handed_back);
 }
 
 /* take_notes() -> [(what, pid, tid, value, seq)]: what the fast path did since. */
@@ -2254,7 +2274,7 @@ static PyMethodDef methods[] = {
     {"add_row", f_add_row, METH_VARARGS, "add_row(pid, row): a network row of the process's log"},
     {"flush_rows", f_flush_rows, METH_VARARGS, "flush_rows(pid): write the process's log rows"},
     {"handle_again", f_handle_again, METH_VARARGS,
-     "handle_again(raw) -> (taken, [(raw, progress)]): offer a notification to the fast path again"},
+     "handle_again(raw) -> (taken, [(raw, done, rest)]): offer a notification to the fast path again"},
     {"take_notes", f_take_notes, METH_NOARGS,
      "take_notes() -> [(what, pid, tid, value, seq)]: the lifecycle calls taken here since the last time"},
     {"stats", f_stats, METH_NOARGS, "stats() -> {'fast': calls answered here, 'slow': calls given to Python}"},

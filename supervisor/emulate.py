@@ -651,9 +651,13 @@ class WriteOp(Operation):
             if written == 0 and self.pending:
                 return self.progress
 
-    def already_written(self, count: int) -> None:
-        """The first `count` bytes went out before this op took over."""
-        self.progress = self.taken = count
+    def already_written(self, count: int, rest: bytes) -> None:
+        """The first `count` bytes went out before this op took over, which
+        read `rest` too: the call is those bytes, whatever the caller's
+        memory holds now."""
+        self.progress = count
+        self.taken = self.total = count + len(rest)
+        self.pending = memoryview(rest)
         self.started = True
 
     def legs(self, result: int) -> list[Leg]:

@@ -292,14 +292,15 @@ class Supervisor:
                 self.receiver_ident = None  # its pthread_t may be reused by another thread
             self._poke_waiter()
 
-    def on_notification(self, raw: tuple, progress: int) -> None:
+    def on_notification(self, raw: tuple, progress: int, rest: bytes) -> None:
         """A notification the fast path left to Python; `progress` bytes of
-        a write it began are already written."""
+        a write it began are already written, and `rest` are the others it
+        read from the caller."""
         nid, tid, nr, arch, ip, args = raw
         with self.lock:
             try:
                 self.apply_notes()
-                self.handle(Notification(nid, tid, nr, arch, ip, args), progress=progress)
+                self.handle(Notification(nid, tid, nr, arch, ip, args), progress=progress, rest=rest)
             except Exception as error:
                 self._after_bug(nid, nr, self.root_pid, "handle", error)
 
@@ -318,7 +319,7 @@ class Supervisor:
             elif what == fastpath.NOTE_THREAD_EXIT:
                 self._forget_task(tid)
 
-    def handle(self, n: Notification, retried: bool = False, progress: int = 0) -> None:
+    def handle(self, n: Notification, retried: bool = False, progress: int = 0, rest: bytes = b"") -> None:
         spec = syscalls.BY_NR.get(n.nr)
         task = self._task_for(n.tid)
         if spec is None or task is None:
@@ -346,7 +347,7 @@ class Supervisor:
                 return
             seq = fastpath.take_seq(process.pid)
             if progress:
-                self.on_data(n, spec, task, seq, progress=progress)
+                self.on_data(n, spec, task, seq, progress=progress, rest=rest)
             else:
                 self.handlers[spec.handling](n, spec, task, seq)
         except StaleProcess:
@@ -531,8 +532,8 @@ class Supervisor:
         if not fastpath.is_cached(process.pid, fd):
             return False
         taken, handed_back = fastpath.handle_again((n.id, n.tid, n.nr, n.arch, n.ip, n.args))
-        for (nid, tid, nr, arch, ip, args), progress in handed_back:
-            self.handle(Notification(nid, tid, nr, arch, ip, args), progress=progress)
+        for (nid, tid, nr, arch, ip, args), progress, rest in handed_back:
+            self.handle(Notification(nid, tid, nr, arch, ip, args), progress=progress, rest=rest)
         return taken
 
     def _offer_to_fast_path(self, process: Process, fd: int, dup: int, c: Classification) -> None:
@@ -1273,7 +1274,7 @@ class Supervisor:
 
     # ------------------------------------------------------------------ data calls
 
-    def on_data(self, n: Notification, spec, task: Task, seq: int, progress: int = 0) -> None:
+    def on_data(self, n: Notification, spec, task: Task, seq: int, progress: int = 0, rest: bytes = b"") -> None:
         if task.data_decided_by is not None:
             self.policy_hits[task.data_decided_by] += 1
             task.data_decided_by = None
@@ -1284,10 +1285,12 @@ class Supervisor:
         try:
             op = builder.build()
         except Immediate as answer:
+            if progress:  # begun by the fast path, then its fd or arguments went bad: what was written stands
+                answer = Immediate(progress)
             legs = None
             fd = as_int(n.args[0])
             if answer.value != -errno.EBADF and fd in process.fds:
-                legs = [Leg(fd, "in" if spec.direction is syscalls.Direction.IN else "out", 0)]
+                legs = [Leg(fd, "in" if spec.direction is syscalls.Direction.IN else "out", max(answer.value, 0))]
             self.recorder.data_call(process.pid, n.tid, seq, spec, n.args, kind, legs, answer.value, True)
             self.listener.answer(n.id, answer.value)
             return
@@ -1302,7 +1305,7 @@ class Supervisor:
         if self.policy is not None and spec.name == "sendmmsg":
             op.check = lambda part: self._policy_on_message(n, spec, task, part)
         if progress:
-            op.already_written(progress)  # the fast path began this write
+            op.already_written(progress, rest)  # the fast path began this write
         parked = Parked(n, task, op, seq, spec, kind, op.order_key())
         queue = self.queues.get(parked.key)
         if op.blocking and queue:

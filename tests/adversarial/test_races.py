@@ -251,3 +251,24 @@ def test_a_bind_whose_path_changes_after_the_check_kills_the_process(superv, tmp
         bound, refused = map(int, run.stdout.split()[1::2])
         assert bound + refused == 1000 and refused > 0
 
+
+@pytest.mark.parametrize("mode", ["pipe", "socket"])
+def test_a_thread_rewriting_a_write_buffer_and_its_lengths_loses_no_byte(prog, superv, mode):
+    """A second thread rewrites the bytes and the iovec lengths of writev
+    calls in flight.  superv reads the array and the bytes once and writes
+    its copy: the counts it records are the bytes that arrived, each call's
+    result is a sum of lengths the array really held, and no byte is lost."""
+    program = [prog("buffer_flip"), mode, "20000"]
+    sums = {a + b for a in (1000, 30000) for b in (7, 20000)}  # the lengths the flipper writes
+    natively = dict(line.split() for line in native(program).stdout.decode().splitlines())
+    assert natively["written"] == natively["received"]
+    run = superv(program)
+    assert run.returncode == 0, run.stderr
+    said = dict(line.split() for line in run.stdout.decode().splitlines())
+    assert said["written"] == said["received"]
+    writer, reader = run.processes()
+    fd_class = "pipe" if mode == "pipe" else "net"  # stdout, a pipe too, takes only write() calls
+    assert writer["classes"][fd_class]["kinds"]["writev"]["bytes"] == int(said["written"])
+    assert reader["classes"][fd_class]["kinds"]["read"]["bytes"] == int(said["received"])
+    writes = [e for e in run.events if e["type"] == "call" and e["syscall"] == "writev"]
+    assert len(writes) == 20000 and {e["result"] for e in writes} <= sums
