@@ -160,12 +160,22 @@ int main(int argc, char **argv)
     sa.sa_flags = restart ? SA_RESTART : 0;
     sigaction(SIGUSR1, &sa, NULL);
 
-    /* Before the channels exist, so that the child holds none of their ends. */
+    /* Before the channels exist, so that the child holds none of their ends.
+     * It starts once the set-up is done: under a supervisor a call waiting
+     * to be received can fail with EINTR (a kernel limit, kernel-facts 2d),
+     * and the set-up's calls (pipe, the pid line) have no retry. */
     pid_t child = -1;
+    int go[2] = {-1, -1};
     if (!strcmp(source, "child")) {
         pid_t parent = getpid();
+        if (pipe(go) < 0)
+            return 90;
         child = fork();
         if (child == 0) {
+            char b;
+            close(go[1]);
+            while (read(go[0], &b, 1) < 0 && errno == EINTR)
+                ;
             for (;;) {
                 if (kill(parent, SIGUSR1) < 0)
                     _exit(0);
@@ -189,6 +199,10 @@ int main(int argc, char **argv)
     atomic_store(&readers_left, nreaders);
 
     fprintf(stderr, "pid %d\n", getpid());
+    if (child > 0) {
+        close(go[0]);
+        close(go[1]); /* the storm begins */
+    }
 
     pthread_t readers[MAX_READERS], writers[MAX_READERS], spinners[16], sig_thread;
     for (int i = 0; i < nreaders; i++)
