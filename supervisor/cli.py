@@ -18,8 +18,6 @@ import sys
 import threading
 import time
 
-import trio
-
 from . import __version__, _kernel, features, launch, reports
 from . import _fastpath as fastpath
 from .engine import WAKE_SIGNAL, Supervisor
@@ -272,7 +270,11 @@ def run(options, program: list[str], superv_argv: list[str]) -> int:
     wait_status = None
     lost: dict[str, str] = {}  # outputs that could not be written whole
     try:
-        wait_status = trio.run(_control, supervisor, pid, pidfd, threads, options.interval)
+        # Imported only now, while the program already runs: trio takes
+        # ~80 ms to import, and the receiver needs none of it.
+        from . import control
+
+        wait_status = control.run(supervisor, pid, pidfd, threads, options.interval)
     finally:
         supervisor.stop()
         supervisor.release_all()
@@ -319,36 +321,6 @@ def run(options, program: list[str], superv_argv: list[str]) -> int:
               f"The program {reports.describe_status(wait_status)}.", file=sys.stderr)
         return EXIT_SUPERV_FAILURE
     return EXIT_SUPERV_FAILURE if status is None else status
-
-
-async def _control(supervisor: Supervisor, pid: int, pidfd: int, threads, interval: float) -> int | None:
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_heartbeat, supervisor, interval)
-        wait_status = None
-        while wait_status is None:
-            with trio.move_on_after(0.5):
-                await trio.lowlevel.wait_readable(pidfd)
-            reaped, status = os.waitpid(pid, os.WNOHANG)
-            if reaped:
-                wait_status = status
-            elif supervisor.stopping:
-                break  # abandoned (a third signal): report what we have
-        os.close(pidfd)
-        with supervisor.lock:
-            supervisor.root_status = wait_status
-        # The run ends when no traced process is left, not when the first one exits.
-        for t in threads:
-            await trio.to_thread.run_sync(t.join)
-        nursery.cancel_scope.cancel()
-    return wait_status
-
-
-async def _heartbeat(supervisor: Supervisor, interval: float) -> None:
-    while True:
-        await trio.sleep(interval)
-        with supervisor.lock:
-            supervisor.apply_notes()
-            supervisor.recorder.heartbeat()
 
 
 class SignalForwarder:
