@@ -29,10 +29,10 @@ import time
 import attrs
 
 from . import _fastpath as fastpath
-from . import _kernel, kernel, pathwalk, procfs, syscalls
+from . import _kernel, kernel, pathwalk, procfs, reports, syscalls
 from .classify import Classification, FdClass, IoMode, SocketFacts, classify, format_sockaddr, socket_detail
 from .datacalls import Builder, Immediate, Passthrough
-from .emulate import AcceptOp, Caller, ConnectOp, OpenFd, Operation, Scratch, WriteOp, poll_now
+from .emulate import AcceptOp, Caller, ConnectOp, OpenFd, Operation, Scratch, WriteOp
 from .kernel import ERESTARTSYS, Listener, Notification
 from .ledger import Leg
 from .recorder import Recorder
@@ -490,7 +490,7 @@ class Supervisor:
         if outcome is not None:  # the thread never called again: no way to learn the result
             outcome.fields["outcome"] = "unknown"
             self.recorder.other_call(task.process.pid, tid, outcome.seq, outcome.syscall.name,
-                                     _describe(outcome.syscall, outcome.fields), None, **outcome.fields)
+                                     None, None, **outcome.fields)
 
     # ------------------------------------------------------------------ descriptors
 
@@ -649,7 +649,7 @@ class Supervisor:
             if socket_file is not None and socket_file.error:
                 socket_file.close()
                 fields = {"fd": as_int(n.args[0]), "address": format_sockaddr(address)}
-                self.recorder.other_call(pid, n.tid, fastpath.take_seq(pid), spec.name, _describe(spec, fields),
+                self.recorder.other_call(pid, n.tid, fastpath.take_seq(pid), spec.name, None,
                                          -socket_file.error, **fields)
                 self.listener.answer(n.id, -socket_file.error)
             elif spec.name == "bind":
@@ -700,7 +700,7 @@ class Supervisor:
                         result = -e.errno
                     finally:
                         os.close(dup)
-        self.recorder.other_call(pid, n.tid, seq, spec.name, _describe(spec, fields), result, **fields)
+        self.recorder.other_call(pid, n.tid, seq, spec.name, None, result, **fields)
         self.listener.answer(n.id, result)
 
     def _terminal_signal(self, n: Notification, spec, task: Task) -> None:
@@ -715,7 +715,7 @@ class Supervisor:
         try:
             dup = kernel.duplicate_fd(task.process.pidfd, fd)
         except OSError:
-            self.recorder.other_call(pid, n.tid, seq, spec.name, _describe(spec, fields), -errno.EBADF, **fields)
+            self.recorder.other_call(pid, n.tid, seq, spec.name, None, -errno.EBADF, **fields)
             self.listener.answer(n.id, -errno.EBADF)
             return
         try:
@@ -733,7 +733,7 @@ class Supervisor:
                 result = -e.errno
         finally:
             os.close(dup)
-        self.recorder.other_call(pid, n.tid, seq, spec.name, _describe(spec, fields), result, **fields)
+        self.recorder.other_call(pid, n.tid, seq, spec.name, None, result, **fields)
         self.listener.answer(n.id, result)
 
     def _unix_socket_file(self, n: Notification, task: Task, address: bytes, binding: bool = False) -> UnixSocketFile:
@@ -939,7 +939,7 @@ class Supervisor:
         if result >= 0:
             self._forget_fd_view(process, result)
             self._fd_made(process, result)
-        self.recorder.other_call(process.pid, n.tid, seq, spec.name, _describe(spec, fields), result, **fields)
+        self.recorder.other_call(process.pid, n.tid, seq, spec.name, None, result, **fields)
 
     @staticmethod
     def _supervisor_ids() -> set[int]:
@@ -1148,7 +1148,7 @@ class Supervisor:
                 os.close(dup)
                 if socket_file is not None:
                     socket_file.close()
-        self.recorder.other_call(process.pid, n.tid, seq, spec.name, _describe(spec, fields), result, **fields)
+        self.recorder.other_call(process.pid, n.tid, seq, spec.name, None, result, **fields)
         self.listener.answer(n.id, result)
 
     def _connect(self, n: Notification, spec, task: Task, address: bytes, socket_file=None) -> None:
@@ -1198,7 +1198,7 @@ class Supervisor:
         pid = task.process.pid
         fields = {"fd": op.fd.fd}
         if result < 0:
-            self.recorder.other_call(pid, n.tid, parked.seq, spec.name, _describe(spec, fields),
+            self.recorder.other_call(pid, n.tid, parked.seq, spec.name, None,
                                      None if interrupted else result, **fields,
                                      **({"interrupted": True} if interrupted else {}))
             self.listener.answer(n.id, result)
@@ -1222,7 +1222,7 @@ class Supervisor:
             else:
                 self._forget_fd_view(task.process, result)
                 self._fd_made(task.process, result)
-            self.recorder.other_call(pid, n.tid, parked.seq, spec.name, _describe(spec, fields), result, **fields)
+            self.recorder.other_call(pid, n.tid, parked.seq, spec.name, None, result, **fields)
         finally:
             os.close(connection)
 
@@ -1285,14 +1285,14 @@ class Supervisor:
         try:
             op = builder.build()
         except Immediate as answer:
-            if progress:  # begun by the fast path, then its fd or arguments went bad: what was written stands
-                answer = Immediate(progress)
+            # Begun by the fast path, then its fd or arguments went bad: what was written stands.
+            value = progress or answer.value
             legs = None
             fd = as_int(n.args[0])
-            if answer.value != -errno.EBADF and fd in process.fds:
-                legs = [Leg(fd, "in" if spec.direction is syscalls.Direction.IN else "out", max(answer.value, 0))]
-            self.recorder.data_call(process.pid, n.tid, seq, spec, n.args, kind, legs, answer.value, True)
-            self.listener.answer(n.id, answer.value)
+            if value != -errno.EBADF and fd in process.fds:
+                legs = [Leg(fd, "in" if spec.direction is syscalls.Direction.IN else "out", max(value, 0))]
+            self.recorder.data_call(process.pid, n.tid, seq, spec, n.args, kind, legs, value, True)
+            self.listener.answer(n.id, value)
             return
         except Passthrough as passthrough:
             direction = "in" if spec.direction is syscalls.Direction.IN else "out"
@@ -1342,7 +1342,7 @@ class Supervisor:
             if op.socket_file is not None:
                 fields["file"] = op.socket_file.path
             self.recorder.other_call(parked.task.process.pid, n.tid, parked.seq, parked.syscall.name,
-                                     _describe(parked.syscall, fields), None if interrupted else result,
+                                     reports.lifecycle_text(parked.syscall.name, fields), None if interrupted else result,
                                      **fields, **({"interrupted": True} if interrupted else {}))
         else:
             legs = op.legs(result)
@@ -1535,14 +1535,13 @@ class Supervisor:
     def on_fd_new(self, n: Notification, spec, task: Task, seq: int) -> None:
         fields = _lifecycle_fields(spec, n, task)
         outcome = PendingOutcome(seq, spec, fields)
-        pid = task.process.pid
         try:
             if spec.name in ("pipe", "pipe2", "socketpair"):
                 # Two lookups, not a listing of every fd: a program with
                 # thousands of fds makes pipes at the speed of one with ten.
                 outcome.pair_address = spec.arg("fds" if spec.name != "socketpair" else "sv", n.args)
                 before = struct.unpack("=ii", kernel.read_memory(n.tid, outcome.pair_address, 8))
-                outcome.pair_before = (before, frozenset(fd for fd in before if procfs.has_fd(pid, fd)))
+                outcome.pair_before = (before, frozenset(fd for fd in before if kernel.has_fd(task.process.pidfd, fd)))
             else:
                 base = as_int(n.args[2]) if spec.name == "fcntl" else 0  # F_DUPFD's lowest number
                 outcome.expected_fd = self._next_fd(task.process, max(base, 0))
@@ -1558,7 +1557,7 @@ class Supervisor:
             if process.fd_numbers is None:
                 process.fd_numbers = FdNumbers(set(procfs.fd_numbers(process.pid)))
             fd = process.fd_numbers.free_from(base)
-            if not procfs.has_fd(process.pid, fd):
+            if not kernel.has_fd(process.pidfd, fd):
                 return fd
             process.fd_numbers = None  # an fd made by a call superv does not see: list them again
         return fd
@@ -1590,7 +1589,8 @@ class Supervisor:
                 # it was not written.
                 before, open_before = outcome.pair_before or ((), frozenset())
                 written = tuple(pair) != before or not set(pair) & open_before
-                if outcome.pair_before is not None and written and all(procfs.has_fd(pid, fd) for fd in pair):
+                made = all(kernel.has_fd(task.process.pidfd, fd) for fd in pair)
+                if outcome.pair_before is not None and written and made:
                     result, fields["fds"] = 0, pair
                     for fd in pair:
                         self._forget_fd_view(task.process, fd)
@@ -1611,7 +1611,7 @@ class Supervisor:
                         self._let_go_of(self.processes[child])
                     self.ended.pop(child, None)  # its pid is free for a new process
             elif outcome.expected_fd is not None:
-                if procfs.has_fd(pid, outcome.expected_fd):
+                if kernel.has_fd(task.process.pidfd, outcome.expected_fd):
                     result = outcome.expected_fd
                 else:  # failed, or another thread took that number: ask /proc
                     known = task.process.fd_numbers.numbers if task.process.fd_numbers else set()
@@ -1627,7 +1627,7 @@ class Supervisor:
             # A new fd that is not in the table means the call failed; a
             # child already reaped, or a connect in progress, tells nothing.
             fields["outcome"] = "failed" if spec.handling in (Handling.FD_NEW, Handling.FD_REPLACE) else "unknown"
-        self.recorder.other_call(pid, task.tid, outcome.seq, spec.name, _describe(spec, fields), result, **fields)
+        self.recorder.other_call(pid, task.tid, outcome.seq, spec.name, None, result, **fields)
 
     @staticmethod
     def _fd_made(process: Process, fd: int) -> None:
@@ -1687,7 +1687,7 @@ class Supervisor:
             self._expect(task, PendingOutcome(seq, spec, fields))
         else:
             # shutdown as the fast path writes it, which takes it most of the time
-            text = f"shutdown({fields['fd']})" if spec.name == "shutdown" else _describe(spec, fields)
+            text = f"shutdown({fields['fd']})" if spec.name == "shutdown" else None
             self.recorder.other_call(task.process.pid, n.tid, seq, spec.name, text, None, **fields)
         self.listener.let_through(n.id)
 
@@ -1743,7 +1743,7 @@ class Supervisor:
     def on_signal_call(self, n: Notification, spec, task: Task, seq: int) -> None:
         """A guarded call the policy let go (it aims at no thread of superv's)."""
         fields = {name: as_int(value) for name, value in zip(spec.args, n.args) if name in ("tid", "pid", "sig")}
-        self.recorder.other_call(task.process.pid, n.tid, seq, spec.name, _describe(spec, fields), None, **fields)
+        self.recorder.other_call(task.process.pid, n.tid, seq, spec.name, None, None, **fields)
         self.listener.let_through(n.id)
 
     def on_path_change(self, n: Notification, spec, task: Task, seq: int) -> None:
@@ -1798,7 +1798,7 @@ class Supervisor:
         finally:
             for r in reached:
                 r.close()
-        self.recorder.other_call(pid, n.tid, seq, spec.name, _describe(spec, fields), result, **fields)
+        self.recorder.other_call(pid, n.tid, seq, spec.name, None, result, **fields)
         self.listener.answer(n.id, result)
 
     def on_refused(self, n: Notification, spec, task: Task, seq: int) -> None:
@@ -2115,8 +2115,3 @@ def _lifecycle_fields(spec, n: Notification, task: Task) -> dict:
     if spec.name in ("socket", "socketpair"):
         fields.update(domain=a["domain"], socket_type=a["type"] & 0xF, protocol=a["protocol"])
     return fields
-
-
-def _describe(spec, fields: dict) -> str:
-    inner = ", ".join(f"{k}={v!r}" for k, v in fields.items())
-    return f"{spec.name}({inner})"

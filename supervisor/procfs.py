@@ -104,11 +104,6 @@ def fd_link(pid: int | str, fd: int) -> str:
     return os.readlink(f"/proc/{pid}/fd/{fd}")
 
 
-def has_fd(pid: int, fd: int) -> bool:
-    """Is fd open in the process?"""
-    return fd >= 0 and os.path.lexists(f"/proc/{pid}/fd/{fd}")
-
-
 def fd_numbers(pid: int) -> list[int]:
     return sorted(int(name) for name in os.listdir(f"/proc/{pid}/fd"))
 

@@ -23,7 +23,7 @@ from .syscalls import Layout, Syscall, as_int
 SOCKET_LAYOUTS = (Layout.SOCK, Layout.MSG, Layout.MMSG)
 
 SCHEMA = 1
-ENVELOPE = ("schema", "type", "seq", "mono", "wall", "pid")  # keys every event has
+ENVELOPE = frozenset(("schema", "type", "seq", "mono", "wall", "pid"))  # keys every event has
 
 
 def _socket_flags(syscall: Syscall, args: tuple) -> int | None:
@@ -58,7 +58,7 @@ class Recorder:
         if event_type == "call" and fields.get("tid") in self.logged and "policy" not in fields:
             fields["policy"] = self.logged.pop(fields["tid"])
         record = {"schema": SCHEMA, "type": event_type, "seq": seq, "mono": time.monotonic(), "wall": time.time(), "pid": pid}
-        clash = set(fields) & set(ENVELOPE)
+        clash = fields.keys() & ENVELOPE
         if clash:
             raise ValueError(f"event fields {sorted(clash)} would overwrite the envelope")
         record.update(fields)
@@ -215,9 +215,13 @@ class Recorder:
             self._fragments[key] = fragment
         return fragment[1]
 
-    def other_call(self, pid: int, tid: int, seq: int, syscall: str, call_text: str, result: int | None, **fields) -> None:
+    def other_call(self, pid: int, tid: int, seq: int, syscall: str, call_text: str | None, result: int | None,
+                   **fields) -> None:
+        """call_text: the call as --trace shows it; None, its name and fields
+        (made only when there is a trace)."""
         self._event("call", pid, seq, syscall=syscall, kind=syscall, tid=tid, result=result, **fields)
-        self._trace_call(pid, None, call_text, result)
+        if self.trace is not None:
+            self._trace_call(pid, None, call_text or reports.lifecycle_text(syscall, fields), result)
 
     def policy_hit(self, pid: int, tid: int, seq: int | None, syscall: str, rule: str, action: str,
                    result: int | None = None, **fields) -> None:

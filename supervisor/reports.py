@@ -214,6 +214,12 @@ def trace_call(pid: int, fd_class: FdClass | None, call: str, result: int | None
     return f"[{pid}] {tag}{call} = {format_result(result)}"
 
 
+def lifecycle_text(name: str, fields: dict) -> str:
+    """A lifecycle call as --trace shows it: connect(fd=3, address='127.0.0.1:80')."""
+    inner = ", ".join(f"{k}={v!r}" for k, v in fields.items())
+    return f"{name}({inner})"
+
+
 def trace_note(pid: int, text: str) -> str:
     return f"[{pid}]  {text}"
 
