@@ -291,6 +291,7 @@ class Recorder:
                 fastpath.flush_rows(process.pid)
             except OSError:
                 pass  # the fast path keeps its error (output_errors)
+        fastpath.flush_rows(-1)  # the rows of processes that ended, handed to the log writer then
         for process in self.ledger.history:
             path = self.log_path(process.log_name)
             try:
