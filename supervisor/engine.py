@@ -1615,8 +1615,9 @@ class Supervisor:
                     result = outcome.expected_fd
                 else:  # failed, or another thread took that number: ask /proc
                     known = task.process.fd_numbers.numbers if task.process.fd_numbers else set()
-                    task.process.fd_numbers = None
-                    new = sorted(set(procfs.fd_numbers(pid)) - known - {outcome.expected_fd})
+                    listed = set(procfs.fd_numbers(pid))
+                    task.process.fd_numbers = FdNumbers(listed)  # the truth, for the next new fd too
+                    new = sorted(listed - known - {outcome.expected_fd})
                     result = new[0] if new and known else None  # without a picture, any fd could be new
                 if result is not None:
                     self._forget_fd_view(task.process, result)  # a number reused: classify it afresh
