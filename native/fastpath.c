@@ -21,10 +21,14 @@
  * the catcher thread receives in its place, because a call is interruptible
  * by signals until its notification is received.
  *
+ * A write it began and cannot finish without waiting goes to Python with
+ * the bytes it read (begun_t): Python finishes that very call.
+ *
  * State shared with Python (processes, tasks, cached fds, counters, the
- * events and log-row writers) is guarded by one recursive mutex, `lock`;
+ * events and log-row buffers) is guarded by one recursive mutex, `lock`;
  * Python takes it through the module's `lock` object, releasing the GIL
- * while it waits, so neither side can deadlock the other.
+ * while it waits, so neither side can deadlock the other.  The <pid>.log
+ * files are written by a log writer thread, outside the lock.
  */
 #define PY_SSIZE_T_CLEAN
 #define _GNU_SOURCE
