@@ -352,8 +352,15 @@ static int rows_flush(proc *p)
         return -1;
     }
     w->path = path;
-    w->rows = p->rows; /* handed over whole: the process gets a new buffer */
-    w->len = p->rows_len;
+    /* Handed over, cut to its rows (the buffer is 64 KiB): a writer behind a
+     * fork storm must not hold 64 KiB for each process that ended. */
+    w->rows = p->rows_len ? realloc(p->rows, p->rows_len) : NULL;
+    if (!w->rows) {
+        free(p->rows);
+        if (p->rows_len)
+            __atomic_store_n(&rows_error, ENOMEM, __ATOMIC_SEQ_CST);
+    }
+    w->len = w->rows ? p->rows_len : 0;
     w->create = !p->log_started;
     *writes_tail = w;
     writes_tail = &w->next;
