@@ -61,8 +61,13 @@ def test_a_thread_rewriting_a_sendto_address_never_gets_a_datagram_through(prog,
     port = str(receivers["127.0.0.1"].getsockname()[1])
     program = [prog("connect_flip"), port, "1000", "sendto"]
     try:
-        assert native(program).returncode == 0
-        assert drain("127.0.0.2") > 0, "the flipping must race natively for the test to mean anything"
+        reached = 0
+        for _ in range(5):  # a busy machine can leave the flipper without a CPU for a whole native run
+            assert native(program).returncode == 0
+            reached = drain("127.0.0.2")
+            if reached:
+                break
+        assert reached > 0, "the flipping must race natively for the test to mean anything"
         drain("127.0.0.1")
         run = superv(program, options=with_rules)
         assert run.returncode == 0, run.stderr

@@ -12,17 +12,19 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 
 static struct sockaddr_in target;
-static atomic_int done;
+static atomic_int done, flipping;
 
 static void *flipper(void *unused)
 {
     (void)unused;
     volatile in_addr_t *where = &target.sin_addr.s_addr;
     in_addr_t allowed = inet_addr("127.0.0.1"), denied = inet_addr("127.0.0.2");
+    atomic_store(&flipping, 1);
     while (!atomic_load(&done)) {
         *where = allowed;
         *where = denied;
@@ -40,6 +42,10 @@ int main(int argc, char **argv)
     target.sin_addr.s_addr = inet_addr("127.0.0.1");
     pthread_t thread;
     pthread_create(&thread, NULL, flipper, NULL);
+    /* 1000 sendto calls take ~2 ms natively: without this, on a busy
+     * machine they could all be made before the flipper ever runs. */
+    while (!atomic_load(&flipping))
+        sched_yield();
     long connected = 0, refused = 0, forbidden = 0;
     if (argc > 3 && !strcmp(argv[3], "sendto")) {
         int s = socket(AF_INET, SOCK_DGRAM, 0);
