@@ -12,8 +12,6 @@ import json
 import os
 import time
 
-import orjson
-
 from . import _fastpath as fastpath
 from . import reports
 from .classify import Classification, FdClass
@@ -62,11 +60,7 @@ class Recorder:
         if clash:
             raise ValueError(f"event fields {sorted(clash)} would overwrite the envelope")
         record.update(fields)
-        try:
-            line = orjson.dumps(record)  # a tenth of json.dumps's cost: a record per lifecycle call
-        except orjson.JSONEncodeError:  # an undecodable path (lone surrogates) or an int past 64 bits
-            line = json.dumps(record, separators=(",", ":"))
-        fastpath.emit(line)
+        fastpath.emit(reports.compact_json(record))
 
     def note(self, pid: int, text: str) -> None:
         if self.trace is not None:
@@ -286,12 +280,7 @@ class Recorder:
     def write_logs(self) -> None:
         """Each process's log: the rows the run wrote (or just the header),
         then the sections.  A log that does not fit keeps what it had."""
-        for process in self.ledger.processes.values():
-            try:
-                fastpath.flush_rows(process.pid)
-            except OSError:
-                pass  # the fast path keeps its error (output_errors)
-        fastpath.flush_rows(-1)  # the rows of processes that ended, handed to the log writer then
+        fastpath.flush_rows()  # a failure stays in output_errors
         for process in self.ledger.history:
             path = self.log_path(process.log_name)
             try:

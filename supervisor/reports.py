@@ -176,24 +176,29 @@ def summary(ledger: Ledger, run: dict) -> dict:
 # -- the table on stderr at exit -------------------------------------------------
 
 
+def compact_json(value) -> str:
+    """JSON with no spaces: an event line, a summary.json entry.  orjson
+    takes a tenth of json.dumps's time (a record per lifecycle call; 3000
+    processes' entries took 160 ms); what it refuses, a lone surrogate from
+    an undecodable path or an int past 64 bits, json takes."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value, separators=(",", ":"))
+
+
 def summary_text(summary: dict) -> str:
     """summary.json's text: the top level, and each list of records or table
     under it, one entry per line, every entry compact (no spaces).  (json's indent= runs in pure
     Python: with thousands of processes it took a second.)"""
 
-    def compact(value) -> str:
-        try:
-            return orjson.dumps(value).decode()  # a tenth of json.dumps's time: 3000 processes took 160 ms
-        except orjson.JSONEncodeError:  # an undecodable argv or path (lone surrogates)
-            return json.dumps(value, separators=(",", ":"))
-
     def member(key, value) -> str:
         if isinstance(value, list) and any(isinstance(v, (list, dict)) for v in value):
-            return f"  {json.dumps(key)}: [\n" + ",\n".join(f"    {compact(v)}" for v in value) + "\n  ]"
+            return f"  {json.dumps(key)}: [\n" + ",\n".join(f"    {compact_json(v)}" for v in value) + "\n  ]"
         if isinstance(value, dict) and value:
-            inner = ",\n".join(f"    {json.dumps(k)}: {compact(v)}" for k, v in value.items())
+            inner = ",\n".join(f"    {json.dumps(k)}: {compact_json(v)}" for k, v in value.items())
             return f"  {json.dumps(key)}: {{\n{inner}\n  }}"
-        return f"  {json.dumps(key)}: {compact(value)}"
+        return f"  {json.dumps(key)}: {compact_json(value)}"
 
     return "{\n" + ",\n".join(member(k, v) for k, v in summary.items()) + "\n}\n"
 
