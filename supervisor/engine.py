@@ -1589,8 +1589,8 @@ class Supervisor:
                 # it was not written.
                 before, open_before = outcome.pair_before or ((), frozenset())
                 written = tuple(pair) != before or not set(pair) & open_before
-                made = all(kernel.has_fd(task.process.pidfd, fd) for fd in pair)
-                if outcome.pair_before is not None and written and made:
+                if outcome.pair_before is not None and written and \
+                        all(kernel.has_fd(task.process.pidfd, fd) for fd in pair):
                     result, fields["fds"] = 0, pair
                     for fd in pair:
                         self._forget_fd_view(task.process, fd)

@@ -192,7 +192,7 @@ def has_fd(pidfd: int, fd: int) -> bool:
     if fd < 0:
         return False
     try:
-        os.close(_kernel.pidfd_getfd(pidfd, fd))
+        os.close(duplicate_fd(pidfd, fd))
     except OSError:
         return False
     return True
