@@ -330,13 +330,13 @@ static void *writer_main(void *unused)
     return NULL;
 }
 
-static int rows_flush(proc *p)
+static void rows_flush(proc *p)
 {
     if (!p->log_path || (!p->rows_len && p->log_started))
-        return 0;
+        return;
     if (__atomic_load_n(&rows_error, __ATOMIC_SEQ_CST)) { /* written no more: drop them */
         p->rows_len = 0;
-        return -1;
+        return;
     }
     log_write *w = calloc(1, sizeof *w);
     char *path = strdup(p->log_path);
@@ -349,7 +349,7 @@ static int rows_flush(proc *p)
         free(path);
         __atomic_store_n(&rows_error, ENOMEM, __ATOMIC_SEQ_CST);
         p->rows_len = 0;
-        return -1;
+        return;
     }
     w->path = path;
     /* Handed over, cut to its rows (the buffer is 64 KiB): a writer behind a
@@ -369,7 +369,6 @@ static int rows_flush(proc *p)
     p->rows = NULL;
     p->rows_len = 0;
     p->log_started = 1;
-    return 0;
 }
 
 /* Wait until every handed-over write is written (the GIL let go by the caller). */
@@ -1663,7 +1662,6 @@ static PyObject *f_run(PyObject *self, PyObject *noargs)
     Py_RETURN_NONE;
 }
 
-
 static handoffs_t waiter_handoffs; /* the Python waiter's (one waiter thread) */
 
 /* tick(): every TICK while calls are parked, from the Python waiter. */
@@ -2242,24 +2240,17 @@ static PyObject *f_add_row(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* flush_rows([pid]): write out a process's rows (with the header, the first
- * time), and every other process's handed over before; -1: only those. */
-static PyObject *f_flush_rows(PyObject *self, PyObject *args)
+/* flush_rows(): every process's rows written out (with the header, the
+ * first time), and those of processes that ended before.  A failure stays
+ * in output_errors' "logs". */
+static PyObject *f_flush_rows(PyObject *self, PyObject *noargs)
 {
-    int pid;
-    if (!PyArg_ParseTuple(args, "i", &pid))
-        return NULL;
-    proc *p = find_proc(pid);
-    if (p)
-        rows_flush(p);
+    for (int b = 0; b < HASH_BUCKETS; b++)
+        for (proc *p = procs[b]; p; p = p->next)
+            rows_flush(p);
     Py_BEGIN_ALLOW_THREADS
     rows_drain();
     Py_END_ALLOW_THREADS
-    int error = __atomic_load_n(&rows_error, __ATOMIC_SEQ_CST);
-    if (p && error) {
-        errno = error;
-        return PyErr_SetFromErrnoWithFilename(PyExc_OSError, p->log_path);
-    }
     Py_RETURN_NONE;
 }
 
@@ -2379,7 +2370,7 @@ static PyMethodDef methods[] = {
     {"output_errors", f_output_errors, METH_NOARGS,
      "output_errors() -> {output: errno}: events, trace or logs that could not be written (a full disk)"},
     {"add_row", f_add_row, METH_VARARGS, "add_row(pid, row): a network row of the process's log"},
-    {"flush_rows", f_flush_rows, METH_VARARGS, "flush_rows(pid): write the process's log rows, and all due before"},
+    {"flush_rows", f_flush_rows, METH_NOARGS, "flush_rows(): write every log's rows out"},
     {"handle_again", f_handle_again, METH_VARARGS,
      "handle_again(raw) -> (taken, [(raw, done, rest)]): offer a notification to the fast path again"},
     {"take_notes", f_take_notes, METH_NOARGS,
