@@ -9,6 +9,11 @@
  * block, an unusual flag) goes to the Python handler unchanged, and Python
  * stays the reference implementation of everything.
  *
+ * The calls that make fds (open, socket, accept, pipe...), when no policy
+ * rule names them, are recorded here too: the new number is predicted from
+ * a picture of the process's open fds and learnt at the thread's next call
+ * (made_fd_call, settle_made), as Python's on_fd_new does.
+ *
  * The emulation follows supervisor/emulate.py step for step (kernel-facts
  * §2.2): a pipe is peeked with tee() and only what reached the caller is
  * consumed, a stream socket with MSG_PEEK, a file is read and rewound by
@@ -50,6 +55,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -69,7 +75,9 @@
 #endif
 
 /* How a call's arguments describe its buffer (syscalls.Layout, fast ones). */
-enum { L_NONE = 0, L_BUF, L_BUF_AT, L_IOV, L_SOCK, L_CLOSE, L_EXIT, L_EXIT_GROUP, L_SHUTDOWN };
+enum { L_NONE = 0, L_BUF, L_BUF_AT, L_IOV, L_SOCK, L_CLOSE, L_EXIT, L_EXIT_GROUP, L_SHUTDOWN,
+       /* calls that make fds (see made_fd_call), by where their arguments are */
+       L_OPEN_PATH0, L_OPEN_PATH1, L_SOCKET, L_ACCEPT, L_PIPE, L_SOCKETPAIR };
 /* How the fd is performed on (classify.IoMode, fast ones). */
 enum { M_NONE = 0, M_PIPE, M_STREAM, M_DATAGRAM, M_FILE, M_MEMDEV };
 
@@ -111,10 +119,21 @@ typedef struct fd_entry {
 
 typedef struct proc {
     int pid;
+    int pidfd;                /* Python's, valid while the process is known */
     unsigned long long next_seq;
     int slow;                 /* every call to Python (the launcher; an exec to settle) */
     fd_entry **fds;
     int nfds;
+    /* superv's picture of its open fd numbers, so that a new fd's number is
+     * known without listing them all (quadratic with thousands of fds).
+     * Untraced calls make fds too (eventfd, epoll...): a number is checked
+     * with pidfd_getfd before it is trusted. */
+    int picture_known;
+    uint64_t *open_bits;
+    int open_words;
+    /* Its fd table is shared (threads, CLONE_FILES): calls of two tasks can
+     * make fds at once, and a predicted number could name either's. */
+    int shares_fds;
     char *rows;               /* network rows of <pid>.log not yet written */
     size_t rows_len;
     char *log_path;
@@ -122,10 +141,26 @@ typedef struct proc {
     struct proc *next;
 } proc;
 
+/* A call that makes fds, let run by the kernel: its result is learnt at the
+ * thread's next call (settle_made), as Python's PendingOutcome. */
+typedef struct {
+    unsigned long long seq;
+    const char *name;
+    int layout;
+    int pair;                 /* pipe, pipe2, socketpair: two fds, written to an array */
+    int expected;             /* one fd: the number it will get */
+    unsigned long long pair_at;
+    int before[2];            /* the array before the call, and which of them were open */
+    uint8_t open_before[2];
+    size_t fields_len;
+    char fields[];            /* the record's members after "result", each with its comma */
+} pending_t;
+
 typedef struct task {
     int tid;
     proc *p;
     int slow;                 /* its next call to Python (a result to learn) */
+    pending_t *pending;       /* a call the fast path let run, to settle at the next */
     struct task *next;
 } task;
 
@@ -205,6 +240,128 @@ static void bury(void)
         free(e);
     }
     pthread_mutex_unlock(&lock);
+}
+
+/* ---- the picture of a process's fd numbers ------------------------------------ */
+
+/* Room for at least `words` words of bits, the new ones clear. */
+static int picture_grow(proc *p, int words)
+{
+    if (words <= p->open_words)
+        return 0;
+    if (words < 2 * p->open_words)
+        words = 2 * p->open_words;
+    uint64_t *grown = realloc(p->open_bits, (size_t)words * sizeof *grown);
+    if (!grown)
+        return -1;
+    memset(grown + p->open_words, 0, (size_t)(words - p->open_words) * sizeof *grown);
+    p->open_bits = grown;
+    p->open_words = words;
+    return 0;
+}
+
+static int picture_add(proc *p, int fd)
+{
+    if (fd < 0)
+        return 0;
+    if (picture_grow(p, fd / 64 + 1) < 0)
+        return -1;
+    p->open_bits[fd / 64] |= 1ULL << (fd % 64);
+    return 0;
+}
+
+static void picture_remove(proc *p, long long first, long long last)
+{
+    if (first < 0)
+        first = 0;
+    if (last >= (long long)p->open_words * 64)
+        last = (long long)p->open_words * 64 - 1;
+    for (long long fd = first; fd <= last; fd++)
+        if (fd % 64 == 0 && fd + 63 <= last)
+            p->open_bits[fd / 64] = 0, fd += 63;
+        else
+            p->open_bits[fd / 64] &= ~(1ULL << (fd % 64));
+}
+
+static void picture_forget(proc *p)
+{
+    p->picture_known = 0;
+    if (p->open_bits)
+        memset(p->open_bits, 0, (size_t)p->open_words * sizeof *p->open_bits);
+}
+
+/* The number the kernel gives the next fd at base or above: the lowest free. */
+static int picture_free_from(const proc *p, int base)
+{
+    int fd = base < 0 ? 0 : base;
+    while (fd / 64 < p->open_words) {
+        uint64_t taken = p->open_bits[fd / 64] | ((1ULL << (fd % 64)) - 1);
+        if (taken != ~0ULL)
+            return fd / 64 * 64 + __builtin_ctzll(~taken);
+        fd = (fd / 64 + 1) * 64;
+    }
+    return fd;
+}
+
+/* 1 when the process has this fd open (O_PATH fds excepted), 0 when not,
+ * -1 when it cannot be told (the process is gone). */
+static int process_has_fd(const proc *p, int fd)
+{
+    int copy = (int)syscall(SYS_pidfd_getfd, p->pidfd, fd, 0);
+    if (copy >= 0) {
+        close(copy);
+        return 1;
+    }
+    return errno == EBADF ? 0 : -1;
+}
+
+/* 1 when fd is open with a file a call of this layout makes: a socket for
+ * socket and accept, not an anon inode (eventfd, epoll...) for an open.  An
+ * untraced call may have taken the number before the thread's next call. */
+static int process_has_made(const proc *p, int fd, int layout)
+{
+    int copy = (int)syscall(SYS_pidfd_getfd, p->pidfd, fd, 0);
+    if (copy < 0)
+        return errno == EBADF ? 0 : -1;
+    struct stat st;
+    int rc = fstat(copy, &st);
+    close(copy);
+    if (rc < 0)
+        return -1;
+    if (layout == L_SOCKET || layout == L_ACCEPT)
+        return S_ISSOCK(st.st_mode);
+    return (st.st_mode & S_IFMT) != 0;
+}
+
+/* The picture, from /proc/PID/fd; -1 when it cannot be listed. */
+static int picture_list(proc *p)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", p->pid);
+    int dir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        return -1;
+    picture_forget(p);
+    char entries[8192];
+    long got;
+    while ((got = syscall(SYS_getdents64, dir, entries, sizeof entries)) > 0)
+        for (long at = 0; at < got;) {
+            struct {
+                uint64_t ino;
+                int64_t off;
+                unsigned short reclen;
+                unsigned char type;
+                char name[];
+            } *d = (void *)(entries + at);
+            if (d->name[0] >= '0' && d->name[0] <= '9')
+                picture_add(p, atoi(d->name));
+            at += d->reclen;
+        }
+    close(dir);
+    if (got < 0)
+        return -1;
+    p->picture_known = 1;
+    return 0;
 }
 
 /* ---- output: events.jsonl, <pid>.log rows, --trace ------------------------- */
@@ -1238,7 +1395,7 @@ static void serve_peers(const call_t *done, handoffs_t *h)
 
 /* What the fast path did that Python's view must learn; Python takes the
  * notes (take_notes) before it next looks at a process. */
-enum { NOTE_CLOSE = 1, NOTE_EXIT_GROUP, NOTE_THREAD_EXIT };
+enum { NOTE_CLOSE = 1, NOTE_EXIT_GROUP, NOTE_THREAD_EXIT, NOTE_FD_MADE };
 typedef struct {
     int what, pid, tid, value;
     unsigned long long seq;
@@ -1259,31 +1416,38 @@ static void add_note(int what, int pid, int tid, int value, unsigned long long s
     notes[notes_len++] = (note_t){what, pid, tid, value, seq};
 }
 
+/* A lifecycle call's record, up to its result: {"schema":1,...,"result": */
+static void put_call_head(out_t *o, int pid, int tid, const char *name, unsigned long long seq)
+{
+    struct timespec wall, mono;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    PUT(o, "{\"schema\":1,\"type\":\"call\",\"seq\":");
+    put_u64(o, seq);
+    PUT(o, ",\"mono\":");
+    put_time(o, &mono, 9);
+    PUT(o, ",\"wall\":");
+    put_time(o, &wall, 6);
+    PUT(o, ",\"pid\":");
+    put_i64(o, pid);
+    PUT(o, ",\"syscall\":\"");
+    put_str(o, name);
+    PUT(o, "\",\"kind\":\"");
+    put_str(o, name);
+    PUT(o, "\",\"tid\":");
+    put_i64(o, tid);
+    PUT(o, ",\"result\":");
+}
+
 static void record_lifecycle(proc *p, task *t, const char *name, const char *field, long long value,
                              unsigned long long seq)
 {
     if (counting_rules)
         rule_calls[0]++;
-    struct timespec wall, mono;
-    clock_gettime(CLOCK_REALTIME, &wall);
-    clock_gettime(CLOCK_MONOTONIC, &mono);
     char line[512];
     out_t o = {line, line + sizeof line - 1};
-    PUT(&o, "{\"schema\":1,\"type\":\"call\",\"seq\":");
-    put_u64(&o, seq);
-    PUT(&o, ",\"mono\":");
-    put_time(&o, &mono, 9);
-    PUT(&o, ",\"wall\":");
-    put_time(&o, &wall, 6);
-    PUT(&o, ",\"pid\":");
-    put_i64(&o, p->pid);
-    PUT(&o, ",\"syscall\":\"");
-    put_str(&o, name);
-    PUT(&o, "\",\"kind\":\"");
-    put_str(&o, name);
-    PUT(&o, "\",\"tid\":");
-    put_i64(&o, t->tid);
-    PUT(&o, ",\"result\":null,\"");
+    put_call_head(&o, p->pid, t->tid, name, seq);
+    PUT(&o, "null,\"");
     put_str(&o, field);
     PUT(&o, "\":");
     put_i64(&o, value);
@@ -1319,6 +1483,7 @@ static int lifecycle(const struct seccomp_notif *n, const call_spec *spec, task 
             drop_entry(p->fds[arg]);
             p->fds[arg] = NULL;
         }
+        picture_remove(p, arg, arg);
         record_lifecycle(p, t, "close", "fd", arg, seq);
         add_note(NOTE_CLOSE, p->pid, t->tid, arg, seq);
         break;
@@ -1343,6 +1508,224 @@ static int lifecycle(const struct seccomp_notif *n, const call_spec *spec, task 
     return 1;
 }
 
+/* ---- calls that make fds, without Python ------------------------------------------
+ * socket, accept, open, pipe...: the record's fields are read here, the new
+ * fd's number predicted from the picture, and the call let run.  At the
+ * thread's next call the result is learnt (settle_made), as Python's
+ * _settle_outcome learns it, and Python is told (NOTE_FD_MADE) that the
+ * number names a new file.  Anything unusual stays Python's. */
+
+#define FIELDS_MAX (2 * 4096 + 256)
+
+/* ,"path":"..." for a path of printable ASCII; 0 for any other (Python's
+ * surrogateescape rules apply), or one that cannot be read whole. */
+static int put_path(out_t *o, pid_t tid, unsigned long long address)
+{
+    char path[4096];
+    size_t len = 0;
+    if (!address)
+        return 0;
+    for (;;) {
+        if (len == sizeof path)
+            return 0; /* longer than Python reads */
+        size_t room = 4096 - (address + len) % 4096;
+        if (room > sizeof path - len)
+            room = sizeof path - len;
+        struct iovec local = {path + len, room}, remote = {(void *)(uintptr_t)(address + len), room};
+        ssize_t got = process_vm_readv(tid, &local, 1, &remote, 1, 0);
+        if (got <= 0)
+            return 0;
+        char *end = memchr(path + len, 0, (size_t)got);
+        if (end) {
+            len = (size_t)(end - path);
+            break;
+        }
+        len += (size_t)got;
+        if ((size_t)got < room)
+            return 0;
+    }
+    PUT(o, ",\"path\":\"");
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)path[i];
+        if (ch < 0x20 || ch > 0x7e)
+            return 0;
+        if (ch == '"' || ch == '\\')
+            PUT(o, "\\");
+        put(o, path + i, 1);
+    }
+    PUT(o, "\"");
+    return 1;
+}
+
+static int made_fd_call(const struct seccomp_notif *n, const call_spec *spec, task *t)
+{
+    proc *p = t->p;
+    const unsigned long long *a = n->data.args;
+    if (!p->picture_known || p->shares_fds || trace_fd >= 0)
+        return 0; /* Python lists the fds once; --trace shows the arguments */
+    char fields[FIELDS_MAX];
+    out_t o = {fields, fields + sizeof fields};
+    int pair = 0;
+    unsigned long long pair_at = 0;
+    switch (spec->layout) {
+    case L_OPEN_PATH0:
+    case L_OPEN_PATH1:
+        if (!put_path(&o, (pid_t)n->pid, a[spec->layout == L_OPEN_PATH0 ? 0 : 1]))
+            return 0;
+        break;
+    case L_ACCEPT:
+        PUT(&o, ",\"fd\":");
+        put_i64(&o, (int)a[0]);
+        break;
+    case L_SOCKETPAIR:
+        pair = 1;
+        pair_at = a[3];
+        /* fall through: and the socket's fields */
+    case L_SOCKET:
+        PUT(&o, ",\"domain\":");
+        put_u64(&o, a[0]);
+        PUT(&o, ",\"socket_type\":");
+        put_u64(&o, a[1] & 0xF);
+        PUT(&o, ",\"protocol\":");
+        put_u64(&o, a[2]);
+        break;
+    case L_PIPE:
+        pair = 1;
+        pair_at = a[0];
+        break;
+    }
+    size_t len = (size_t)(o.at - fields);
+    pending_t *pd = calloc(1, sizeof *pd + len);
+    if (!pd)
+        return 0;
+    if (pair) {
+        struct iovec local = {pd->before, sizeof pd->before}, remote = {(void *)(uintptr_t)pair_at, sizeof pd->before};
+        if (process_vm_readv((pid_t)n->pid, &local, 1, &remote, 1, 0) != (ssize_t)sizeof pd->before)
+            goto python;
+        for (int i = 0; i < 2; i++) {
+            int open = process_has_fd(p, pd->before[i]);
+            if (open < 0)
+                goto python;
+            pd->open_before[i] = (uint8_t)open;
+        }
+    } else {
+        pd->expected = picture_free_from(p, 0);
+        int open = process_has_fd(p, pd->expected);
+        if (open > 0)
+            picture_forget(p); /* an fd made by a call superv does not see: Python lists them again */
+        if (open != 0)
+            goto python;
+    }
+    pd->layout = spec->layout;
+    pd->pair = pair;
+    pd->pair_at = pair_at;
+    pd->name = spec->name;
+    pd->seq = p->next_seq++;
+    pd->fields_len = len;
+    memcpy(pd->fields, fields, len);
+    t->pending = pd;
+    if (counting_rules)
+        rule_calls[0]++;
+    let_through(n);
+    fast_calls++;
+    return 1;
+python:
+    free(pd);
+    return 0;
+}
+
+/* Of the numbers open now, the lowest not in `before` (the picture until
+ * now) nor `skip`: the new fd, when the predicted number was not it. */
+static int new_in_listing(proc *p, const uint64_t *before, int before_words, int skip)
+{
+    for (int w = 0; w < p->open_words; w++) {
+        uint64_t fresh = p->open_bits[w] & ~(w < before_words ? before[w] : 0);
+        for (; fresh; fresh &= fresh - 1) {
+            int fd = w * 64 + __builtin_ctzll(fresh);
+            if (fd != skip)
+                return fd;
+        }
+    }
+    return -1;
+}
+
+/* Learn what the call did (thread_gone: it never called again, and no one
+ * can tell), record it, and tell Python of the new fds. */
+static void settle_made(task *t, int thread_gone)
+{
+    pending_t *pd = t->pending;
+    proc *p = t->p;
+    t->pending = NULL;
+    int made[2], nmade = 0;
+    if (thread_gone) {
+    } else if (pd->pair) {
+        int pair[2];
+        struct iovec local = {pair, sizeof pair}, remote = {(void *)(uintptr_t)pd->pair_at, sizeof pair};
+        if (process_vm_readv(t->tid, &local, 1, &remote, 1, 0) == (ssize_t)sizeof pair) {
+            /* The kernel writes the array only on success, with fds that
+             * were not open before: unchanged, and naming fds open before,
+             * it was not written. */
+            int named_open_before = 0;
+            for (int i = 0; i < 2; i++)
+                for (int j = 0; j < 2; j++)
+                    named_open_before |= pd->open_before[j] && pair[i] == pd->before[j];
+            int written = pair[0] != pd->before[0] || pair[1] != pd->before[1] || !named_open_before;
+            if (written && process_has_fd(p, pair[0]) == 1 && process_has_fd(p, pair[1]) == 1) {
+                made[0] = pair[0], made[1] = pair[1];
+                nmade = 2;
+            }
+        }
+    } else if (process_has_made(p, pd->expected, pd->layout) == 1) {
+        made[nmade++] = pd->expected;
+    } else { /* failed, or another thread took that number: ask /proc */
+        int known = p->picture_known, words = p->open_words;
+        uint64_t *before = known && words ? malloc((size_t)words * sizeof *before) : NULL;
+        if (before)
+            memcpy(before, p->open_bits, (size_t)words * sizeof *before);
+        int any_known = 0;
+        for (int w = 0; before && w < words; w++)
+            any_known |= before[w] != 0;
+        if (picture_list(p) == 0 && any_known) { /* without a picture, any fd could be new */
+            int fd = new_in_listing(p, before, words, pd->expected);
+            if (fd >= 0)
+                made[nmade++] = fd;
+        }
+        free(before);
+    }
+    for (int i = 0; i < nmade; i++) {
+        int fd = made[i];
+        if (fd < p->nfds && p->fds[fd]) { /* a number reused: classified afresh */
+            drop_entry(p->fds[fd]);
+            p->fds[fd] = NULL;
+        }
+        picture_add(p, fd);
+        add_note(NOTE_FD_MADE, p->pid, t->tid, fd, pd->seq);
+    }
+    char line[FIELDS_MAX + 512];
+    out_t o = {line, line + sizeof line - 1};
+    put_call_head(&o, p->pid, t->tid, pd->name, pd->seq);
+    if (nmade)
+        put_i64(&o, pd->pair ? 0 : made[0]);
+    else
+        PUT(&o, "null");
+    put(&o, pd->fields, pd->fields_len);
+    if (nmade == 2) {
+        PUT(&o, ",\"fds\":[");
+        put_i64(&o, made[0]);
+        PUT(&o, ",");
+        put_i64(&o, made[1]);
+        PUT(&o, "]");
+    } else if (!nmade) {
+        if (thread_gone)
+            PUT(&o, ",\"outcome\":\"unknown\"");
+        else
+            PUT(&o, ",\"outcome\":\"failed\"");
+    }
+    PUT(&o, "}");
+    events_add(line, (size_t)(o.at - line));
+    free(pd);
+}
+
 /* ---- the fast path proper ------------------------------------------------------- */
 
 /* 1 when the call was answered or parked here; 0 when it is Python's. */
@@ -1351,6 +1734,8 @@ static int fast_handle(const struct seccomp_notif *n, const call_spec *spec, han
     task *t = find_task((int)n->pid);
     if (!t || t->slow || t->p->slow)
         return 0;
+    if (spec->layout >= L_OPEN_PATH0)
+        return made_fd_call(n, spec, t);
     if (spec->layout >= L_CLOSE)
         return lifecycle(n, spec, t);
     call_t c;
@@ -1644,11 +2029,13 @@ static PyObject *f_run(PyObject *self, PyObject *noargs)
             break;
         }
         int taken = 0;
-        if (n.data.nr >= 0 && n.data.nr < MAX_NR && specs[n.data.nr].layout != L_NONE) {
-            receiver_lock();
+        receiver_lock();
+        task *caller = find_task((int)n.pid);
+        if (caller && caller->pending)
+            settle_made(caller, 0); /* before anything else sees this thread's fds */
+        if (n.data.nr >= 0 && n.data.nr < MAX_NR && specs[n.data.nr].layout != L_NONE)
             taken = fast_handle(&n, &specs[n.data.nr], &h);
-            pthread_mutex_unlock(&lock);
-        }
+        pthread_mutex_unlock(&lock);
         if (!taken)
             hand_off(&h, &n, (begun_t){0});
         failed = receiver_handoffs(&h) < 0;
@@ -1966,9 +2353,9 @@ static PyObject *f_init(PyObject *self, PyObject *args)
 
 static PyObject *f_add_process(PyObject *self, PyObject *args)
 {
-    int pid, slow;
+    int pid, pidfd, slow;
     const char *log_path;
-    if (!PyArg_ParseTuple(args, "ips", &pid, &slow, &log_path))
+    if (!PyArg_ParseTuple(args, "iips", &pid, &pidfd, &slow, &log_path))
         return NULL;
     proc *p = calloc(1, sizeof *p);
     if (!p || !(p->log_path = strdup(log_path))) {
@@ -1976,10 +2363,18 @@ static PyObject *f_add_process(PyObject *self, PyObject *args)
         return PyErr_NoMemory();
     }
     p->pid = pid;
+    p->pidfd = pidfd;
     p->slow = slow;
     p->next = procs[bucket(pid)];
     procs[bucket(pid)] = p;
     Py_RETURN_NONE;
+}
+
+static void free_task(task *t)
+{
+    if (t->pending) /* it never called again: no way to learn the result */
+        settle_made(t, 1);
+    free(t);
 }
 
 static void unlink_proc(proc *p)
@@ -2006,13 +2401,14 @@ static PyObject *f_remove_process(PyObject *self, PyObject *args)
             if ((*tt)->p == p) {
                 task *gone = *tt;
                 *tt = gone->next;
-                free(gone);
+                free_task(gone);
             } else
                 tt = &(*tt)->next;
         }
     drop_all_fds(p);
     rows_flush(p);
     unlink_proc(p);
+    free(p->open_bits);
     free(p->fds);
     free(p->rows);
     free(p->log_path);
@@ -2028,6 +2424,17 @@ static PyObject *f_set_process_slow(PyObject *self, PyObject *args)
     proc *p = find_proc(pid);
     if (p)
         p->slow = slow;
+    Py_RETURN_NONE;
+}
+
+static PyObject *f_set_fds_shared(PyObject *self, PyObject *args)
+{
+    int pid;
+    if (!PyArg_ParseTuple(args, "i", &pid))
+        return NULL;
+    proc *p = find_proc(pid);
+    if (p)
+        p->shares_fds = 1;
     Py_RETURN_NONE;
 }
 
@@ -2059,7 +2466,7 @@ static PyObject *f_remove_task(PyObject *self, PyObject *args)
             task *gone = *tt;
             drop_parked_of(gone->p->pid, tid);
             *tt = gone->next;
-            free(gone);
+            free_task(gone);
             break;
         }
     Py_RETURN_NONE;
@@ -2073,6 +2480,121 @@ static PyObject *f_set_task_slow(PyObject *self, PyObject *args)
     task *t = find_task(tid);
     if (t)
         t->slow = slow;
+    Py_RETURN_NONE;
+}
+
+/* The picture of a process's fd numbers (see proc), from Python. */
+
+static PyObject *f_picture_set(PyObject *self, PyObject *args)
+{
+    int pid;
+    PyObject *numbers;
+    if (!PyArg_ParseTuple(args, "iO", &pid, &numbers))
+        return NULL;
+    proc *p = find_proc(pid);
+    PyObject *fast = PySequence_Fast(numbers, "numbers must be a sequence");
+    if (!fast)
+        return NULL;
+    if (p) {
+        picture_forget(p);
+        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast); i++) {
+            long fd = PyLong_AsLong(PySequence_Fast_GET_ITEM(fast, i));
+            if ((fd == -1 && PyErr_Occurred()) || fd > INT_MAX || picture_add(p, (int)fd) < 0) {
+                Py_DECREF(fast);
+                return PyErr_Occurred() ? NULL : PyErr_NoMemory();
+            }
+        }
+        p->picture_known = 1;
+    }
+    Py_DECREF(fast);
+    Py_RETURN_NONE;
+}
+
+static PyObject *f_picture_forget(PyObject *self, PyObject *args)
+{
+    int pid;
+    if (!PyArg_ParseTuple(args, "i", &pid))
+        return NULL;
+    proc *p = find_proc(pid);
+    if (p)
+        picture_forget(p);
+    Py_RETURN_NONE;
+}
+
+/* free_from(pid, base): the number the next fd gets at base or above; -1
+ * when there is no picture. */
+static PyObject *f_picture_free_from(PyObject *self, PyObject *args)
+{
+    int pid, base;
+    if (!PyArg_ParseTuple(args, "ii", &pid, &base))
+        return NULL;
+    proc *p = find_proc(pid);
+    return PyLong_FromLong(p && p->picture_known ? picture_free_from(p, base) : -1);
+}
+
+static PyObject *f_picture_add(PyObject *self, PyObject *args)
+{
+    int pid, fd;
+    if (!PyArg_ParseTuple(args, "ii", &pid, &fd))
+        return NULL;
+    proc *p = find_proc(pid);
+    if (p && p->picture_known && picture_add(p, fd) < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject *f_picture_remove(PyObject *self, PyObject *args)
+{
+    int pid;
+    long long first, last;
+    if (!PyArg_ParseTuple(args, "iLL", &pid, &first, &last))
+        return NULL;
+    proc *p = find_proc(pid);
+    if (p)
+        picture_remove(p, first, last);
+    Py_RETURN_NONE;
+}
+
+/* picture(pid): the numbers it holds, or None when there is no picture. */
+static PyObject *f_picture(PyObject *self, PyObject *args)
+{
+    int pid;
+    if (!PyArg_ParseTuple(args, "i", &pid))
+        return NULL;
+    proc *p = find_proc(pid);
+    if (!p || !p->picture_known)
+        Py_RETURN_NONE;
+    PyObject *numbers = PyList_New(0);
+    for (int w = 0; numbers && w < p->open_words; w++)
+        for (uint64_t bits = p->open_bits[w]; bits; bits &= bits - 1) {
+            PyObject *fd = PyLong_FromLong(w * 64 + __builtin_ctzll(bits));
+            if (!fd || PyList_Append(numbers, fd) < 0) {
+                Py_XDECREF(fd);
+                Py_CLEAR(numbers);
+                break;
+            }
+            Py_DECREF(fd);
+        }
+    return numbers;
+}
+
+/* A fork child's picture starts as its parent's. */
+static PyObject *f_picture_copy(PyObject *self, PyObject *args)
+{
+    int child_pid, parent_pid;
+    if (!PyArg_ParseTuple(args, "ii", &child_pid, &parent_pid))
+        return NULL;
+    proc *child = find_proc(child_pid), *parent = find_proc(parent_pid);
+    if (!child || !parent || child == parent)
+        Py_RETURN_NONE;
+    picture_forget(child);
+    if (!parent->picture_known)
+        Py_RETURN_NONE;
+    if (picture_grow(child, parent->open_words) < 0)
+        return PyErr_NoMemory();
+    if (parent->open_words)
+        memcpy(child->open_bits, parent->open_bits, (size_t)parent->open_words * sizeof *child->open_bits);
+    child->picture_known = 1;
     Py_RETURN_NONE;
 }
 
@@ -2293,7 +2815,7 @@ static PyObject *f_handle_again(PyObject *self, PyObject *args)
     int taken = 0;
     take_lock();
     h.count = 0;
-    if (nr >= 0 && nr < MAX_NR && specs[nr].layout != L_NONE && specs[nr].layout < L_CLOSE)
+    if (nr >= 0 && nr < MAX_NR && specs[nr].layout != L_NONE)
         taken = fast_handle(&n, &specs[nr], &h);
     PyObject *handed_back = PyList_New(h.count);
     for (int i = 0; i < h.count; i++) {
@@ -2352,12 +2874,23 @@ static PyMethodDef methods[] = {
     {"needs_tick", f_needs_tick, METH_NOARGS, "needs_tick() -> calls are parked, or a RECV may wait"},
     {"drop_parked", f_drop_parked, METH_VARARGS,
      "drop_parked([pid]): forget the parked calls of a process, or all (end of run)"},
-    {"add_process", f_add_process, METH_VARARGS, "add_process(pid, slow, log_path)"},
+    {"add_process", f_add_process, METH_VARARGS,
+     "add_process(pid, pidfd, slow, log_path): pidfd stays open while the process is known"},
     {"remove_process", f_remove_process, METH_VARARGS, "remove_process(pid): drop its fds, write its rows"},
     {"set_process_slow", f_set_process_slow, METH_VARARGS, "set_process_slow(pid, slow)"},
+    {"set_fds_shared", f_set_fds_shared, METH_VARARGS,
+     "set_fds_shared(pid): other tasks share its fd table (threads, CLONE_FILES)"},
     {"add_task", f_add_task, METH_VARARGS, "add_task(tid, pid)"},
     {"remove_task", f_remove_task, METH_VARARGS, "remove_task(tid)"},
     {"set_task_slow", f_set_task_slow, METH_VARARGS, "set_task_slow(tid, slow)"},
+    {"picture_set", f_picture_set, METH_VARARGS, "picture_set(pid, numbers): its open fd numbers, listed"},
+    {"picture_forget", f_picture_forget, METH_VARARGS, "picture_forget(pid): its fd numbers are not known"},
+    {"picture_free_from", f_picture_free_from, METH_VARARGS,
+     "picture_free_from(pid, base) -> the lowest number not open at base or above; -1 without a picture"},
+    {"picture_add", f_picture_add, METH_VARARGS, "picture_add(pid, fd): a new fd"},
+    {"picture_remove", f_picture_remove, METH_VARARGS, "picture_remove(pid, first, last): fds closed"},
+    {"picture", f_picture, METH_VARARGS, "picture(pid) -> its open fd numbers as known, or None"},
+    {"picture_copy", f_picture_copy, METH_VARARGS, "picture_copy(child, parent): a fork child's picture"},
     {"take_seq", f_take_seq, METH_VARARGS, "take_seq(pid) -> the process's next call number"},
     {"seq_count", f_seq_count, METH_VARARGS, "seq_count(pid) -> how many call numbers were taken"},
     {"cache_fd", f_cache_fd, METH_VARARGS,
@@ -2403,6 +2936,12 @@ PyMODINIT_FUNC PyInit__fastpath(void)
         PyModule_AddIntConstant(m, "L_CLOSE", L_CLOSE) < 0 || PyModule_AddIntConstant(m, "L_EXIT", L_EXIT) < 0 ||
         PyModule_AddIntConstant(m, "L_EXIT_GROUP", L_EXIT_GROUP) < 0 ||
         PyModule_AddIntConstant(m, "L_SHUTDOWN", L_SHUTDOWN) < 0 ||
+        PyModule_AddIntConstant(m, "L_OPEN_PATH0", L_OPEN_PATH0) < 0 ||
+        PyModule_AddIntConstant(m, "L_OPEN_PATH1", L_OPEN_PATH1) < 0 ||
+        PyModule_AddIntConstant(m, "L_SOCKET", L_SOCKET) < 0 || PyModule_AddIntConstant(m, "L_ACCEPT", L_ACCEPT) < 0 ||
+        PyModule_AddIntConstant(m, "L_PIPE", L_PIPE) < 0 ||
+        PyModule_AddIntConstant(m, "L_SOCKETPAIR", L_SOCKETPAIR) < 0 ||
+        PyModule_AddIntConstant(m, "NOTE_FD_MADE", NOTE_FD_MADE) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_CLOSE", NOTE_CLOSE) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_EXIT_GROUP", NOTE_EXIT_GROUP) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_THREAD_EXIT", NOTE_THREAD_EXIT) < 0 ||

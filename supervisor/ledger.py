@@ -90,10 +90,14 @@ class ProcessStats:
     refused_calls: int = 0
     fds: list[FdStats] = attrs.Factory(list)  # every fd lifetime, in order of first use
     open_fds: dict[int, FdStats] = attrs.Factory(dict)
+    # An ended process's totals no longer change, and three reports ask for them.
+    _ended_classes: dict[FdClass, ClassTotals] | None = attrs.field(default=None, init=False, repr=False)
 
     @property
     def classes(self) -> dict[FdClass, ClassTotals]:
         """Totals per class and call kind, summed over the fd lifetimes."""
+        if self._ended_classes is not None:
+            return self._ended_classes
         totals: dict[FdClass, ClassTotals] = {}
         for fd in self.fds:
             if not fd.calls:
@@ -106,6 +110,8 @@ class ProcessStats:
                 into = t.kinds.setdefault(kind, KindTotals())
                 into.calls += k.calls
                 into.bytes += k.bytes
+        if self.ended is not None:
+            self._ended_classes = totals
         return totals
 
 

@@ -246,22 +246,36 @@ def test_channel_keys_pair_the_two_ends():
     assert _channel_keys(unconnected) == (0, 0)
 
 
-def test_fd_numbers_give_the_number_the_kernel_gives_next():
-    from superv.engine import FdNumbers
+def test_the_picture_of_fd_numbers_gives_the_number_the_kernel_gives_next():
+    from superv import _fastpath as fastpath
 
-    table = FdNumbers({0, 1, 2})
-    assert table.free_from(0) == 3
-    table.add(3)
-    assert table.free_from(0) == 4
-    table.add(4)
-    table.remove(1)
-    assert table.free_from(0) == 1  # the lowest free number, as the kernel picks
-    table.add(1)
-    assert table.free_from(0) == 5
-    assert table.free_from(10) == 10  # F_DUPFD's lowest number
-    table.add(10)
-    table.remove(0, 2**32 - 1)  # close_range(0, ~0U)
-    assert table.numbers == set() and table.free_from(0) == 0
-    copy = table.copy()
-    copy.add(0)
-    assert table.numbers == set()
+    parent, child = 2**30 + 1, 2**30 + 2  # above any pid_max: no process of the run
+    with fastpath.lock:
+        for pid in (parent, child):
+            fastpath.add_process(pid, -1, False, "/nonexistent/log")
+        try:
+            assert fastpath.picture(parent) is None and fastpath.picture_free_from(parent, 0) == -1
+            fastpath.picture_set(parent, [0, 1, 2])
+            assert fastpath.picture_free_from(parent, 0) == 3
+            fastpath.picture_add(parent, 3)
+            fastpath.picture_add(parent, 4)
+            fastpath.picture_remove(parent, 1, 1)
+            assert fastpath.picture_free_from(parent, 0) == 1  # the lowest free number, as the kernel picks
+            fastpath.picture_add(parent, 1)
+            assert fastpath.picture_free_from(parent, 0) == 5
+            assert fastpath.picture_free_from(parent, 10) == 10  # F_DUPFD's lowest number
+            fastpath.picture_set(parent, range(200))  # across several words of the bitmap
+            assert fastpath.picture_free_from(parent, 0) == 200 and fastpath.picture_free_from(parent, 64) == 200
+            fastpath.picture_remove(parent, 64, 127)
+            assert fastpath.picture_free_from(parent, 0) == 64 and fastpath.picture_free_from(parent, 130) == 200
+            fastpath.picture_copy(child, parent)
+            fastpath.picture_add(child, 64)
+            assert fastpath.picture_free_from(child, 0) == 65 and fastpath.picture_free_from(parent, 0) == 64
+            fastpath.picture_remove(parent, 0, 2**32 - 1)  # close_range(0, ~0U)
+            assert fastpath.picture(parent) == [] and fastpath.picture_free_from(parent, 0) == 0
+            assert len(fastpath.picture(child)) == 200 - 64 + 1
+            fastpath.picture_forget(child)
+            assert fastpath.picture(child) is None
+        finally:
+            for pid in (parent, child):
+                fastpath.remove_process(pid)
