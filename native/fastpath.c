@@ -147,7 +147,6 @@ typedef struct {
     unsigned long long seq;
     const char *name;
     int layout;
-    int pair;                 /* pipe, pipe2, socketpair: two fds, written to an array */
     int expected;             /* one fd: the number it will get */
     unsigned long long pair_at;
     int before[2];            /* the array before the call, and which of them were open */
@@ -303,26 +302,20 @@ static int picture_free_from(const proc *p, int base)
     return fd;
 }
 
-/* 1 when the process has this fd open (O_PATH fds excepted), 0 when not,
- * -1 when it cannot be told (the process is gone). */
-static int process_has_fd(const proc *p, int fd)
-{
-    int copy = (int)syscall(SYS_pidfd_getfd, p->pidfd, fd, 0);
-    if (copy >= 0) {
-        close(copy);
-        return 1;
-    }
-    return errno == EBADF ? 0 : -1;
-}
-
-/* 1 when fd is open with a file a call of this layout makes: a socket for
- * socket and accept, not an anon inode (eventfd, epoll...) for an open.  An
- * untraced call may have taken the number before the thread's next call. */
-static int process_has_made(const proc *p, int fd, int layout)
+/* 1 when the process has this fd open (O_PATH fds excepted) with a file a
+ * call of this layout makes: a socket for socket and accept, not an anon
+ * inode (eventfd, epoll...) for an open, any file for L_NONE.  (An untraced
+ * call may take a predicted number before the thread's next call.)  0 when
+ * not, -1 when it cannot be told (the process is gone). */
+static int process_has_fd(const proc *p, int fd, int layout)
 {
     int copy = (int)syscall(SYS_pidfd_getfd, p->pidfd, fd, 0);
     if (copy < 0)
         return errno == EBADF ? 0 : -1;
+    if (layout == L_NONE) {
+        close(copy);
+        return 1;
+    }
     struct stat st;
     int rc = fstat(copy, &st);
     close(copy);
@@ -332,6 +325,9 @@ static int process_has_made(const proc *p, int fd, int layout)
         return S_ISSOCK(st.st_mode);
     return (st.st_mode & S_IFMT) != 0;
 }
+
+/* pipe, pipe2, socketpair: two fds, written to an array. */
+static int makes_pair(int layout) { return layout == L_PIPE || layout == L_SOCKETPAIR; }
 
 /* The picture, from /proc/PID/fd; -1 when it cannot be listed. */
 static int picture_list(proc *p)
@@ -1565,8 +1561,7 @@ static int made_fd_call(const struct seccomp_notif *n, const call_spec *spec, ta
         return 0; /* Python lists the fds once; --trace shows the arguments */
     char fields[FIELDS_MAX];
     out_t o = {fields, fields + sizeof fields};
-    int pair = 0;
-    unsigned long long pair_at = 0;
+    unsigned long long pair_at = spec->layout == L_PIPE ? a[0] : a[3];
     switch (spec->layout) {
     case L_OPEN_PATH0:
     case L_OPEN_PATH1:
@@ -1578,9 +1573,6 @@ static int made_fd_call(const struct seccomp_notif *n, const call_spec *spec, ta
         put_i64(&o, (int)a[0]);
         break;
     case L_SOCKETPAIR:
-        pair = 1;
-        pair_at = a[3];
-        /* fall through: and the socket's fields */
     case L_SOCKET:
         PUT(&o, ",\"domain\":");
         put_u64(&o, a[0]);
@@ -1589,35 +1581,30 @@ static int made_fd_call(const struct seccomp_notif *n, const call_spec *spec, ta
         PUT(&o, ",\"protocol\":");
         put_u64(&o, a[2]);
         break;
-    case L_PIPE:
-        pair = 1;
-        pair_at = a[0];
-        break;
     }
     size_t len = (size_t)(o.at - fields);
     pending_t *pd = calloc(1, sizeof *pd + len);
     if (!pd)
         return 0;
-    if (pair) {
+    if (makes_pair(spec->layout)) {
         struct iovec local = {pd->before, sizeof pd->before}, remote = {(void *)(uintptr_t)pair_at, sizeof pd->before};
         if (process_vm_readv((pid_t)n->pid, &local, 1, &remote, 1, 0) != (ssize_t)sizeof pd->before)
             goto python;
         for (int i = 0; i < 2; i++) {
-            int open = process_has_fd(p, pd->before[i]);
+            int open = process_has_fd(p, pd->before[i], L_NONE);
             if (open < 0)
                 goto python;
             pd->open_before[i] = (uint8_t)open;
         }
     } else {
         pd->expected = picture_free_from(p, 0);
-        int open = process_has_fd(p, pd->expected);
+        int open = process_has_fd(p, pd->expected, L_NONE);
         if (open > 0)
             picture_forget(p); /* an fd made by a call superv does not see: Python lists them again */
         if (open != 0)
             goto python;
     }
     pd->layout = spec->layout;
-    pd->pair = pair;
     pd->pair_at = pair_at;
     pd->name = spec->name;
     pd->seq = p->next_seq++;
@@ -1658,7 +1645,7 @@ static void settle_made(task *t, int thread_gone)
     t->pending = NULL;
     int made[2], nmade = 0;
     if (thread_gone) {
-    } else if (pd->pair) {
+    } else if (makes_pair(pd->layout)) {
         int pair[2];
         struct iovec local = {pair, sizeof pair}, remote = {(void *)(uintptr_t)pd->pair_at, sizeof pair};
         if (process_vm_readv(t->tid, &local, 1, &remote, 1, 0) == (ssize_t)sizeof pair) {
@@ -1670,12 +1657,12 @@ static void settle_made(task *t, int thread_gone)
                 for (int j = 0; j < 2; j++)
                     named_open_before |= pd->open_before[j] && pair[i] == pd->before[j];
             int written = pair[0] != pd->before[0] || pair[1] != pd->before[1] || !named_open_before;
-            if (written && process_has_fd(p, pair[0]) == 1 && process_has_fd(p, pair[1]) == 1) {
+            if (written && process_has_fd(p, pair[0], L_NONE) == 1 && process_has_fd(p, pair[1], L_NONE) == 1) {
                 made[0] = pair[0], made[1] = pair[1];
                 nmade = 2;
             }
         }
-    } else if (process_has_made(p, pd->expected, pd->layout) == 1) {
+    } else if (process_has_fd(p, pd->expected, pd->layout) == 1) {
         made[nmade++] = pd->expected;
     } else { /* failed, or another thread took that number: ask /proc */
         int known = p->picture_known, words = p->open_words;
@@ -1705,7 +1692,7 @@ static void settle_made(task *t, int thread_gone)
     out_t o = {line, line + sizeof line - 1};
     put_call_head(&o, p->pid, t->tid, pd->name, pd->seq);
     if (nmade)
-        put_i64(&o, pd->pair ? 0 : made[0]);
+        put_i64(&o, makes_pair(pd->layout) ? 0 : made[0]);
     else
         PUT(&o, "null");
     put(&o, pd->fields, pd->fields_len);

@@ -309,7 +309,8 @@ class Supervisor:
             self.listener.let_through(n.id)
             return
         process = task.process
-        if task.outcome is not None:
+        settled = task.outcome is not None
+        if settled:
             self._settle_outcome(task)
         if process.exec_attempt is not None and not self._settle_exec(task):
             return  # killed: it ran an image its policy did not allow
@@ -320,8 +321,8 @@ class Supervisor:
                 self.listener.let_through(n.id)
             return
         try:
-            if spec.name in self.fast_lifecycle and self._to_fast_path_again(n):
-                return  # it went to Python for the result of the thread's call before
+            if settled and spec.name in self.fast_lifecycle and self._offer_again(n):
+                return  # it came to Python only for the result of the thread's call before
             if not progress and self.policy is not None and self._apply_policy(n, spec, task):
                 return
             if self.policy is not None and self.policy.budgets and spec.handling is Handling.DATA and \
@@ -523,15 +524,14 @@ class Supervisor:
         os.close(dup)
         if not fastpath.is_cached(process.pid, fd):
             return False
+        return self._offer_again(n)
+
+    def _offer_again(self, n: Notification) -> bool:
+        """Let the fast path take this notification after all; True when it
+        did.  The calls it hands back (writes it began) are finished here."""
         taken, handed_back = fastpath.handle_again((n.id, n.tid, n.nr, n.arch, n.ip, n.args))
         for (nid, tid, nr, arch, ip, args), progress, rest in handed_back:
             self.handle(Notification(nid, tid, nr, arch, ip, args), progress=progress, rest=rest)
-        return taken
-
-    @staticmethod
-    def _to_fast_path_again(n: Notification) -> bool:
-        taken, handed_back = fastpath.handle_again((n.id, n.tid, n.nr, n.arch, n.ip, n.args))
-        assert not handed_back  # only data calls are handed back
         return taken
 
     def _offer_to_fast_path(self, process: Process, fd: int, dup: int, c: Classification) -> None:
