@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import os
 import platform
 import resource
@@ -258,6 +259,9 @@ def run(options, program: list[str], superv_argv: list[str]) -> int:
         recorder.note(pid, "SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP is not offered by this kernel: every call pays a cross-CPU wake-up")
     else:
         recorder.note(pid, "SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP on")
+    # The objects of start-up (modules, classes, the policy) live to the end:
+    # the collector need not walk them again at each full collection.
+    gc.freeze()
     threads = [
         threading.Thread(target=supervisor.receive_forever, name="superv-receiver", daemon=True),
         threading.Thread(target=supervisor.wait_forever, name="superv-waiter", daemon=True),

@@ -117,7 +117,7 @@ class StaleProcess(Exception):
 class Process:
     pid: int
     pidfd: int
-    start_time: int  # with the pid, names this process across pid reuse
+    identity: int  # with the pid, names this process across pid reuse (kernel.process_identity)
     fds: dict[int, Classification] = attrs.Factory(dict)  # the classification cache
     # The parent's view at fork, adopted at an fd's first use if the file is
     # still the same: most inherited fds are never used by the child.
@@ -227,7 +227,7 @@ class Supervisor:
         self.queues: dict[object, collections.deque[Parked]] = {}
         self.parked_by_fd: dict[int, Parked] = {}
         self.pidfds: dict[int, Process] = {}
-        self.ended: dict[int, int] = {}  # pid -> start time of the process that exited with it
+        self.ended: dict[int, int] = {}  # pid -> identity of the process that exited with it
         self.receiving = True
         self.stopping = False
         self.root_status: int | None = None  # set by whoever reaps the root
@@ -369,9 +369,19 @@ class Supervisor:
             status = procfs.task_status(tid)
         except OSError:
             return None
-        process = self.processes.get(status.tgid)
+        return self._add_task(tid, status.tgid, status.ppid)
+
+    def _take_in_child(self, pid: int, ppid: int) -> None:
+        """A child process listed in its parent's /proc children: its main
+        thread's tid is its pid, and its parent is known, so its status is
+        not read (a /proc/PID/status read costs more than the rest)."""
+        if pid not in self.tasks:
+            self._add_task(pid, pid, ppid)
+
+    def _add_task(self, tid: int, pid: int, ppid: int) -> Task | None:
+        process = self.processes.get(pid)
         if process is None:
-            process = self._start_process(status.tgid, ppid=status.ppid)
+            process = self._start_process(pid, ppid=ppid)
             if process is None:
                 return None
         task = Task(tid, process)
@@ -383,14 +393,18 @@ class Supervisor:
     def _start_process(self, pid: int, ppid: int | None = None, launching: bool = False,
                        argv: list[str] | None = None) -> Process | None:
         try:
-            start_time = procfs.start_time(pid)
-            if self.ended.get(pid) == start_time:
-                return None  # a zombie we already saw exit, not a new process
             pidfd = os.pidfd_open(pid)
+        except OSError:
+            return None
+        try:
+            identity = kernel.process_identity(pid, pidfd)
+            if self.ended.get(pid) == identity:
+                raise ProcessLookupError  # a zombie we already saw exit, not a new process
             argv = argv or procfs.cmdline(pid)
             if ppid is None:
                 ppid = procfs.task_status(pid).ppid
         except OSError:
+            os.close(pidfd)
             return None
         if self.watchdog is not None:
             try:
@@ -398,7 +412,7 @@ class Supervisor:
             except OSError as e:  # the watchdog died: say so once, go on
                 self.recorder.internal_error(pid, "watchdog", e, "processes may outlive superv")
                 self.watchdog = None
-        process = Process(pid, pidfd, start_time, launching=launching)
+        process = Process(pid, pidfd, identity, launching=launching)
         self.processes[pid] = process
         self.pidfds[pidfd] = process
         self.epoll.register(pidfd, select.EPOLLIN)
@@ -439,7 +453,7 @@ class Supervisor:
             self._forget_task(tid)
         self._let_go_of(process)
         status = self._final_status(process)
-        self.ended[process.pid] = process.start_time
+        self.ended[process.pid] = process.identity
         self.recorder.ledger.processes[process.pid].calls = fastpath.seq_count(process.pid)
         fastpath.remove_process(process.pid)
         self.epoll.unregister(process.pidfd)
@@ -1644,7 +1658,7 @@ class Supervisor:
         if not new:
             return None
         if not outcome.new_thread:
-            self._task_for(new[0])
+            self._take_in_child(new[0], pid)
         return new[0]
 
     def _connect_outcome(self, process: Process, fd: int) -> int | None:
@@ -1720,7 +1734,7 @@ class Supervisor:
             # A zombie seen exiting stays in `ended` until a wait reaps it:
             # not read again at each wait (1000 zombies made it quadratic).
             for child in children - self.processes.keys() - self.ended.keys():
-                self._task_for(child)
+                self._take_in_child(child, pid)
         except OSError:
             pass
         self._expect(task, outcome)
