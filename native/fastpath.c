@@ -1938,7 +1938,7 @@ static void catcher_start(void)
     receiver_out = 0;
     if (queued_fd < 0)
         queued_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    catcher_running = !getenv("XNOCATCH") && queued_fd >= 0 && pthread_create(&catcher, NULL, catcher_main, NULL) == 0;
+    catcher_running = queued_fd >= 0 && pthread_create(&catcher, NULL, catcher_main, NULL) == 0;
 }
 
 /* The end of the run (stopping is set). */
@@ -2894,6 +2894,12 @@ static PyObject *f_take_notes(PyObject *self, PyObject *noargs)
     return list;
 }
 
+/* Read without the lock: a stale answer only delays the notes to the next round. */
+static PyObject *f_notes_waiting(PyObject *self, PyObject *noargs)
+{
+    return PyBool_FromLong(__atomic_load_n(&notes_len, __ATOMIC_RELAXED) != 0);
+}
+
 static PyObject *f_stats(PyObject *self, PyObject *noargs)
 {
     return Py_BuildValue("{sKsK}", "fast", fast_calls, "slow", slow_calls);
@@ -2948,6 +2954,7 @@ static PyMethodDef methods[] = {
     {"flush_rows", f_flush_rows, METH_NOARGS, "flush_rows(): write every log's rows out"},
     {"handle_again", f_handle_again, METH_VARARGS,
      "handle_again(raw) -> (taken, [(raw, done, rest)]): offer a notification to the fast path again"},
+    {"notes_waiting", f_notes_waiting, METH_NOARGS, "notes_waiting() -> bool: take_notes() would return some"},
     {"take_notes", f_take_notes, METH_NOARGS,
      "take_notes() -> [(what, pid, tid, value, seq)]: the lifecycle calls taken here since the last time"},
     {"stats", f_stats, METH_NOARGS, "stats() -> {'fast': calls answered here, 'slow': calls given to Python}"},
