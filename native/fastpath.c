@@ -1790,6 +1790,7 @@ static int fast_handle(const struct seccomp_notif *n, const call_spec *spec, han
 
 #define QUEUE_MAX 4096
 #define CATCHER_QUIET 0.002 /* seconds */
+#define LOCK_SPIN 0.00002    /* seconds */
 
 static pthread_t receiver, catcher;
 static int catcher_running;
@@ -1967,14 +1968,25 @@ static void catcher_stop(void)
     catcher_on = 0;
 }
 
-/* The lock, for the receiver: the catcher receives while it waits. */
+/* The lock, for the receiver: the catcher receives while it waits.  Its
+ * other holders (the waiter's tick, the heartbeat, the catcher) mostly keep
+ * it some microseconds: spinning that long costs less than the catcher's
+ * wake-up.  And a wait for the lock does not start a stay of the catcher
+ * (only trips to Python come in runs): before, the waiter's tick every 10
+ * ms put every call of the next 2 ms through the catcher. */
 static void receiver_lock(void)
 {
-    if (pthread_mutex_trylock(&lock) == 0)
-        return;
+    double until = clock_seconds(CLOCK_MONOTONIC) + LOCK_SPIN;
+    do {
+        if (pthread_mutex_trylock(&lock) == 0)
+            return;
+        __builtin_ia32_pause();
+    } while (clock_seconds(CLOCK_MONOTONIC) < until);
+    double back = receiver_back;
     receiver_away();
     pthread_mutex_lock(&lock);
     receiver_returns();
+    receiver_back = back;
 }
 
 /* The receiver takes the calls for Python that the catcher served (h is empty). */
