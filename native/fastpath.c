@@ -2012,9 +2012,25 @@ static int receiver_handoffs(handoffs_t *h)
     return rc;
 }
 
+/* The listener in parked_epoll: the receiver's own wait needs it there; its
+ * wait for the catcher's queue must not have it, or a notification the
+ * catcher had not yet taken made that wait return at once, again and again
+ * (the receiver spun in poll while the catcher served: 2x the CPU time). */
+static int listener_watched;
+
+static void watch_listener(int on)
+{
+    if (on == listener_watched)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = LISTENER_TAG};
+    epoll_ctl(parked_epoll, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, listener, &ev);
+    listener_watched = on;
+}
+
 /* While the catcher receives: wait for its queue, and for the parked calls. */
 static void wait_for_queue(handoffs_t *h)
 {
+    watch_listener(0);
     struct pollfd p[2] = {{.fd = queued_fd, .events = POLLIN}, {.fd = parked_epoll, .events = POLLIN}};
     if (poll(p, parked_count ? 2 : 1, -1) <= 0)
         return;
@@ -2026,7 +2042,7 @@ static void wait_for_queue(handoffs_t *h)
     struct epoll_event events[64];
     int ready = epoll_wait(parked_epoll, events, 64, 0);
     receiver_lock();
-    serve_events(events, ready, h, 1); /* the listener is the catcher's */
+    serve_events(events, ready, h, 1); /* the listener is the catcher's: not in the set */
     pthread_mutex_unlock(&lock);
 }
 
@@ -2040,8 +2056,6 @@ static PyObject *f_run(PyObject *self, PyObject *noargs)
     static handoffs_t h; /* the receiver's (one receiver thread) */
     receiver = pthread_self();
     catcher_start();
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = LISTENER_TAG};
-    epoll_ctl(parked_epoll, EPOLL_CTL_ADD, listener, &ev);
     Py_BEGIN_ALLOW_THREADS
     while (!stopping && !failed) {
         struct seccomp_notif n;
@@ -2059,6 +2073,7 @@ static PyObject *f_run(PyObject *self, PyObject *noargs)
             failed = receiver_handoffs(&h) < 0;
             continue;
         } else if (parked_count) {
+            watch_listener(1);
             struct epoll_event events[64];
             int ready = epoll_wait(parked_epoll, events, 64, -1);
             receiver_lock();
@@ -2097,7 +2112,7 @@ static PyObject *f_run(PyObject *self, PyObject *noargs)
     stopping = 1;
     catcher_stop();
     Py_END_ALLOW_THREADS
-    epoll_ctl(parked_epoll, EPOLL_CTL_DEL, listener, NULL);
+    watch_listener(0);
     if (failed)
         return NULL; /* the handler's exception: the engine reports it */
     Py_RETURN_NONE;
