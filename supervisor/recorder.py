@@ -22,6 +22,7 @@ SOCKET_LAYOUTS = (Layout.SOCK, Layout.MSG, Layout.MMSG)
 
 SCHEMA = 1
 ENVELOPE = frozenset(("schema", "type", "seq", "mono", "wall", "pid"))  # keys every event has
+FRAGMENTS_KEPT = 4096  # fd_fragment's cache
 
 
 def _socket_flags(syscall: Syscall, args: tuple) -> int | None:
@@ -200,10 +201,14 @@ class Recorder:
                 fastpath.add_row(pid, reports.log_row(kind, t.fd, pid, seq, wall, result, t.bytes_in, t.bytes_out))
 
     def fd_fragment(self, c: Classification) -> str:
-        """An fd's class and detail as JSON members, encoded once per classification."""
+        """An fd's class and detail as JSON members, encoded once per
+        classification.  The cache is emptied when full: a server classifies
+        each connection, and kept for good they grew without end."""
         key = id(c)
         fragment = self._fragments.get(key)
         if fragment is None or fragment[0] is not c:
+            if len(self._fragments) >= FRAGMENTS_KEPT:
+                self._fragments.clear()
             text = f'"class":"{c.fd_class.value}","detail":{json.dumps(c.describe())}'
             fragment = (c, text)
             self._fragments[key] = fragment

@@ -232,6 +232,26 @@ def test_envelope_keys_cannot_be_overwritten(tmp_path):
     recorder.close()
 
 
+def test_fd_fragments_are_encoded_once_and_their_cache_stays_bounded(tmp_path):
+    """A server classifies every connection: the encoded class and detail
+    of each must not be kept for the whole run."""
+    from superv.recorder import FRAGMENTS_KEPT, Recorder
+
+    recorder = Recorder(str(tmp_path))
+    first = recorder.fd_fragment(TCP)
+    assert first == '"class":"net","detail":"tcp 127.0.0.1:41477 -> 127.0.0.1:36412"'
+    assert recorder.fd_fragment(TCP) is first
+    connections = [
+        Classification(FdClass.NET, "tcp", IoMode.STREAM, (8, port), local="10.0.0.1:80", remote=f"10.0.0.2:{port}")
+        for port in range(1, 3 * FRAGMENTS_KEPT)
+    ]
+    for c in connections:
+        assert recorder.fd_fragment(c).endswith(f'"detail":"tcp 10.0.0.1:80 -> 10.0.0.2:{c.identity[1]}"')
+    assert len(recorder._fragments) <= FRAGMENTS_KEPT
+    assert recorder.fd_fragment(TCP) == first
+    recorder.close()
+
+
 def test_channel_keys_pair_the_two_ends():
     from superv.engine import _channel_keys
 
