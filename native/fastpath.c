@@ -9,10 +9,11 @@
  * block, an unusual flag) goes to the Python handler unchanged, and Python
  * stays the reference implementation of everything.
  *
- * The calls that make fds (open, socket, accept, pipe...), when no policy
- * rule names them, are recorded here too: the new number is predicted from
- * a picture of the process's open fds and learnt at the thread's next call
- * (made_fd_call, settle_made), as Python's on_fd_new does.
+ * The calls that make fds (open, socket, accept, pipe...), and connect, when
+ * no policy rule names them, are recorded here too: the new number is
+ * predicted from a picture of the process's open fds and learnt at the
+ * thread's next call (pending_call, settle_pending), as Python's on_fd_new
+ * does.
  *
  * The emulation follows supervisor/emulate.py step for step (kernel-facts
  * §2.2): a pipe is peeked with tee() and only what reached the caller is
@@ -40,6 +41,7 @@
 #include <Python.h>
 #include <structmember.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/seccomp.h>
@@ -76,8 +78,10 @@
 
 /* How a call's arguments describe its buffer (syscalls.Layout, fast ones). */
 enum { L_NONE = 0, L_BUF, L_BUF_AT, L_IOV, L_SOCK, L_CLOSE, L_EXIT, L_EXIT_GROUP, L_SHUTDOWN,
-       /* calls that make fds (see made_fd_call), by where their arguments are */
-       L_OPEN_PATH0, L_OPEN_PATH1, L_SOCKET, L_ACCEPT, L_PIPE, L_SOCKETPAIR };
+       /* calls that make fds (see pending_call), by where their arguments are */
+       L_OPEN_PATH0, L_OPEN_PATH1, L_SOCKET, L_ACCEPT, L_PIPE, L_SOCKETPAIR,
+       /* a call whose result is learnt the same way, that makes none */
+       L_CONNECT };
 /* How the fd is performed on (classify.IoMode, fast ones). */
 enum { M_NONE = 0, M_PIPE, M_STREAM, M_DATAGRAM, M_FILE, M_MEMDEV };
 
@@ -141,13 +145,14 @@ typedef struct proc {
     struct proc *next;
 } proc;
 
-/* A call that makes fds, let run by the kernel: its result is learnt at the
- * thread's next call (settle_made), as Python's PendingOutcome. */
+/* A call that makes fds (or a connect), let run by the kernel: its result
+ * is learnt at the thread's next call (settle_pending), as Python's
+ * PendingOutcome. */
 typedef struct {
     unsigned long long seq;
     const char *name;
     int layout;
-    int expected;             /* one fd: the number it will get */
+    int expected;             /* one fd: the number it will get; connect's socket */
     unsigned long long pair_at;
     int before[2];            /* the array before the call, and which of them were open */
     uint8_t open_before[2];
@@ -1507,9 +1512,11 @@ static int lifecycle(const struct seccomp_notif *n, const call_spec *spec, task 
 /* ---- calls that make fds, without Python ------------------------------------------
  * socket, accept, open, pipe...: the record's fields are read here, the new
  * fd's number predicted from the picture, and the call let run.  At the
- * thread's next call the result is learnt (settle_made), as Python's
+ * thread's next call the result is learnt (settle_pending), as Python's
  * _settle_outcome learns it, and Python is told (NOTE_FD_MADE) that the
- * number names a new file.  Anything unusual stays Python's. */
+ * number names a new file.  connect goes the same way: its result is
+ * whether the socket has a peer at that next call.  Anything unusual stays
+ * Python's. */
 
 #define FIELDS_MAX (2 * 4096 + 256)
 
@@ -1553,12 +1560,51 @@ static int put_path(out_t *o, pid_t tid, unsigned long long address)
     return 1;
 }
 
-static int made_fd_call(const struct seccomp_notif *n, const call_spec *spec, task *t)
+/* ,"address":"1.2.3.4:80" for an IPv4 sockaddr, read as Python reads it
+ * (addrlen bytes, at most 128); 0 for any other (Python formats those). */
+static int put_inet_address(out_t *o, pid_t tid, unsigned long long address, unsigned long long addrlen)
+{
+    unsigned char raw[128];
+    size_t size = (addrlen & 0xFFFFFFFF) < sizeof raw ? (size_t)(addrlen & 0xFFFFFFFF) : sizeof raw;
+    if (!address || size < sizeof(struct sockaddr_in))
+        return 0;
+    struct iovec local = {raw, size}, remote = {(void *)(uintptr_t)address, size};
+    if (process_vm_readv(tid, &local, 1, &remote, 1, 0) != (ssize_t)size)
+        return 0;
+    struct sockaddr_in in;
+    memcpy(&in, raw, sizeof in);
+    char host[INET_ADDRSTRLEN];
+    if (in.sin_family != AF_INET || !inet_ntop(AF_INET, &in.sin_addr, host, sizeof host))
+        return 0;
+    PUT(o, ",\"address\":\"");
+    put_str(o, host);
+    PUT(o, ":");
+    put_u64(o, ntohs(in.sin_port));
+    PUT(o, "\"");
+    return 1;
+}
+
+/* 1 when the socket has a peer (connect's settle, as engine._connect_outcome). */
+static int socket_has_peer(const proc *p, int fd)
+{
+    int dup = (int)syscall(SYS_pidfd_getfd, p->pidfd, fd, 0);
+    if (dup < 0)
+        return 0;
+    struct sockaddr_storage peer;
+    socklen_t len = sizeof peer;
+    int connected = getpeername(dup, (struct sockaddr *)&peer, &len) == 0;
+    close(dup);
+    return connected;
+}
+
+static int pending_call(const struct seccomp_notif *n, const call_spec *spec, task *t)
 {
     proc *p = t->p;
     const unsigned long long *a = n->data.args;
-    if (!p->picture_known || p->shares_fds || trace_fd >= 0)
-        return 0; /* Python lists the fds once; --trace shows the arguments */
+    if (trace_fd >= 0)
+        return 0; /* --trace shows the arguments */
+    if ((!p->picture_known || p->shares_fds) && spec->layout != L_CONNECT)
+        return 0; /* Python lists the fds once */
     char fields[FIELDS_MAX];
     out_t o = {fields, fields + sizeof fields};
     unsigned long long pair_at = spec->layout == L_PIPE ? a[0] : a[3];
@@ -1569,6 +1615,12 @@ static int made_fd_call(const struct seccomp_notif *n, const call_spec *spec, ta
             return 0;
         break;
     case L_ACCEPT:
+        PUT(&o, ",\"fd\":");
+        put_i64(&o, (int)a[0]);
+        break;
+    case L_CONNECT:
+        if (!put_inet_address(&o, (pid_t)n->pid, a[1], a[2]))
+            return 0;
         PUT(&o, ",\"fd\":");
         put_i64(&o, (int)a[0]);
         break;
@@ -1595,6 +1647,13 @@ static int made_fd_call(const struct seccomp_notif *n, const call_spec *spec, ta
             if (open < 0)
                 goto python;
             pd->open_before[i] = (uint8_t)open;
+        }
+    } else if (spec->layout == L_CONNECT) {
+        int fd = (int)a[0];
+        pd->expected = fd;
+        if (fd >= 0 && fd < p->nfds && p->fds[fd]) { /* its endpoints change: classified afresh */
+            drop_entry(p->fds[fd]);
+            p->fds[fd] = NULL;
         }
     } else {
         pd->expected = picture_free_from(p, 0);
@@ -1638,13 +1697,15 @@ static int new_in_listing(proc *p, const uint64_t *before, int before_words, int
 
 /* Learn what the call did (thread_gone: it never called again, and no one
  * can tell), record it, and tell Python of the new fds. */
-static void settle_made(task *t, int thread_gone)
+static void settle_pending(task *t, int thread_gone)
 {
     pending_t *pd = t->pending;
     proc *p = t->p;
     t->pending = NULL;
-    int made[2], nmade = 0;
+    int made[2], nmade = 0, connected = 0;
     if (thread_gone) {
+    } else if (pd->layout == L_CONNECT) {
+        connected = socket_has_peer(p, pd->expected);
     } else if (makes_pair(pd->layout)) {
         int pair[2];
         struct iovec local = {pair, sizeof pair}, remote = {(void *)(uintptr_t)pd->pair_at, sizeof pair};
@@ -1693,6 +1754,8 @@ static void settle_made(task *t, int thread_gone)
     put_call_head(&o, p->pid, t->tid, pd->name, pd->seq);
     if (nmade)
         put_i64(&o, makes_pair(pd->layout) ? 0 : made[0]);
+    else if (connected)
+        PUT(&o, "0");
     else
         PUT(&o, "null");
     put(&o, pd->fields, pd->fields_len);
@@ -1702,8 +1765,9 @@ static void settle_made(task *t, int thread_gone)
         PUT(&o, ",");
         put_i64(&o, made[1]);
         PUT(&o, "]");
-    } else if (!nmade) {
-        if (thread_gone)
+    } else if (!nmade && !connected) {
+        /* a connect in progress, or failed, tells nothing (see _settle_outcome) */
+        if (thread_gone || pd->layout == L_CONNECT)
             PUT(&o, ",\"outcome\":\"unknown\"");
         else
             PUT(&o, ",\"outcome\":\"failed\"");
@@ -1722,7 +1786,7 @@ static int fast_handle(const struct seccomp_notif *n, const call_spec *spec, han
     if (!t || t->slow || t->p->slow)
         return 0;
     if (spec->layout >= L_OPEN_PATH0)
-        return made_fd_call(n, spec, t);
+        return pending_call(n, spec, t);
     if (spec->layout >= L_CLOSE)
         return lifecycle(n, spec, t);
     call_t c;
@@ -1855,7 +1919,7 @@ static int catcher_serves(const struct seccomp_notif *n, int *wake)
     int handed = catcher_handoffs.count, was_parked = parked_count;
     task *caller = find_task((int)n->pid);
     if (caller && caller->pending)
-        settle_made(caller, 0);
+        settle_pending(caller, 0);
     if (!(n->data.nr >= 0 && n->data.nr < MAX_NR && specs[n->data.nr].layout != L_NONE &&
           fast_handle(n, &specs[n->data.nr], &catcher_handoffs)))
         hand_off(&catcher_handoffs, n, (begun_t){0});
@@ -2101,7 +2165,7 @@ static PyObject *f_run(PyObject *self, PyObject *noargs)
         receiver_lock();
         task *caller = find_task((int)n.pid);
         if (caller && caller->pending)
-            settle_made(caller, 0); /* before anything else sees this thread's fds */
+            settle_pending(caller, 0); /* before anything else sees this thread's fds */
         if (n.data.nr >= 0 && n.data.nr < MAX_NR && specs[n.data.nr].layout != L_NONE)
             taken = fast_handle(&n, &specs[n.data.nr], &h);
         pthread_mutex_unlock(&lock);
@@ -2442,7 +2506,7 @@ static PyObject *f_add_process(PyObject *self, PyObject *args)
 static void free_task(task *t)
 {
     if (t->pending) /* it never called again: no way to learn the result */
-        settle_made(t, 1);
+        settle_pending(t, 1);
     free(t);
 }
 
@@ -3017,6 +3081,7 @@ PyMODINIT_FUNC PyInit__fastpath(void)
         PyModule_AddIntConstant(m, "L_SOCKET", L_SOCKET) < 0 || PyModule_AddIntConstant(m, "L_ACCEPT", L_ACCEPT) < 0 ||
         PyModule_AddIntConstant(m, "L_PIPE", L_PIPE) < 0 ||
         PyModule_AddIntConstant(m, "L_SOCKETPAIR", L_SOCKETPAIR) < 0 ||
+        PyModule_AddIntConstant(m, "L_CONNECT", L_CONNECT) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_FD_MADE", NOTE_FD_MADE) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_CLOSE", NOTE_CLOSE) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_EXIT_GROUP", NOTE_EXIT_GROUP) < 0 ||

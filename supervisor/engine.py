@@ -78,7 +78,7 @@ FAST_LIFECYCLE = {
     "exit": fastpath.L_EXIT,
     "exit_group": fastpath.L_EXIT_GROUP,
     "shutdown": fastpath.L_SHUTDOWN,
-    # calls that make fds, by where their arguments are (made_fd_call)
+    # calls that make fds, by where their arguments are (pending_call)
     "open": fastpath.L_OPEN_PATH0,
     "creat": fastpath.L_OPEN_PATH0,
     "openat": fastpath.L_OPEN_PATH1,
@@ -88,6 +88,7 @@ FAST_LIFECYCLE = {
     "pipe": fastpath.L_PIPE,
     "pipe2": fastpath.L_PIPE,
     "socketpair": fastpath.L_SOCKETPAIR,
+    "connect": fastpath.L_CONNECT,  # IPv4 addresses; the others are formatted here
 }
 
 

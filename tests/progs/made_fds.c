@@ -1,5 +1,6 @@
 /* made_fds DIR: the calls that make fds (open, openat, creat, socket,
- * socketpair, pipe, pipe2, accept, accept4), succeeding and failing, on
+ * socketpair, pipe, pipe2, accept, accept4), and connect, whose results
+ * superv learns at the thread's next call, succeeding and failing, on
  * numbers superv's picture knows and on ones it cannot (an untraced
  * eventfd, dup2 to a high number), then from four threads at once.
  *
@@ -20,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define THREADS 4
@@ -97,9 +99,29 @@ int main(int argc, char **argv)
         getsockname(listener, (struct sockaddr *)&addr, &len) < 0)
         return 1;
     int client = said("socket-client", socket(AF_INET, SOCK_STREAM, 0));
-    if (connect(client, (struct sockaddr *)&addr, sizeof addr) < 0)
+    if (said("connect", connect(client, (struct sockaddr *)&addr, sizeof addr)) < 0)
         return 1;
     said("accept", accept(listener, NULL, NULL));
+
+    /* connect, failing: refused (a port just closed), a bad fd, a short
+     * address, an unreadable one, and a unix path (formatted by Python). */
+    struct sockaddr_in closed = addr;
+    int gone = said("socket-gone", socket(AF_INET, SOCK_STREAM, 0));
+    closed.sin_port = 0;
+    len = sizeof closed;
+    if (bind(gone, (struct sockaddr *)&closed, sizeof closed) < 0 ||
+        getsockname(gone, (struct sockaddr *)&closed, &len) < 0)
+        return 1;
+    close(gone);
+    int refused = said("socket-refused", socket(AF_INET, SOCK_STREAM, 0));
+    said("connect-refused", connect(refused, (struct sockaddr *)&closed, sizeof closed));
+    said("connect-badfd", connect(9999, (struct sockaddr *)&addr, sizeof addr));
+    said("connect-short", connect(refused, (struct sockaddr *)&addr, 4));
+    said("connect-efault", connect(refused, (struct sockaddr *)8, sizeof addr));
+    struct sockaddr_un nowhere = {.sun_family = AF_UNIX};
+    snprintf(nowhere.sun_path, sizeof nowhere.sun_path, "%s", in_dir("no-socket"));
+    int unix_client = said("socket-unix-client", socket(AF_UNIX, SOCK_STREAM, 0));
+    said("connect-unix", connect(unix_client, (struct sockaddr *)&nowhere, sizeof nowhere));
     fcntl(listener, F_SETFL, O_NONBLOCK);
     said("accept4-empty", accept4(listener, NULL, NULL, SOCK_NONBLOCK));
 
