@@ -80,6 +80,8 @@
 enum { L_NONE = 0, L_BUF, L_BUF_AT, L_IOV, L_SOCK, L_CLOSE, L_EXIT, L_EXIT_GROUP, L_SHUTDOWN,
        /* calls that make fds (see pending_call), by where their arguments are */
        L_OPEN_PATH0, L_OPEN_PATH1, L_SOCKET, L_ACCEPT, L_PIPE, L_SOCKETPAIR,
+       L_DUP, L_FCNTL_DUPFD, /* the lowest free number (at or above fcntl's base) */
+       L_DUP2,               /* dup2, dup3: the number asked for */
        /* a call whose result is learnt the same way, that makes none */
        L_CONNECT };
 /* How the fd is performed on (classify.IoMode, fast ones). */
@@ -153,6 +155,7 @@ typedef struct {
     const char *name;
     int layout;
     int expected;             /* one fd: the number it will get; connect's socket */
+    int source;               /* dup2, dup3: the fd whose file the new number must get */
     unsigned long long pair_at;
     int before[2];            /* the array before the call, and which of them were open */
     uint8_t open_before[2];
@@ -328,6 +331,8 @@ static int process_has_fd(const proc *p, int fd, int layout)
         return -1;
     if (layout == L_SOCKET || layout == L_ACCEPT)
         return S_ISSOCK(st.st_mode);
+    if (layout == L_DUP || layout == L_FCNTL_DUPFD)
+        return 1; /* a copy of an eventfd is an anonymous inode too */
     return (st.st_mode & S_IFMT) != 0;
 }
 
@@ -1597,14 +1602,34 @@ static int socket_has_peer(const proc *p, int fd)
     return connected;
 }
 
+/* 1 when two of the process's fds hold the same file (dup2's settle, as
+ * engine._same_file). */
+static int same_file(const proc *p, int fd_a, int fd_b)
+{
+    struct stat a, b;
+    int copy_a = (int)syscall(SYS_pidfd_getfd, p->pidfd, fd_a, 0);
+    if (copy_a < 0)
+        return 0;
+    int copy_b = (int)syscall(SYS_pidfd_getfd, p->pidfd, fd_b, 0);
+    int same = copy_b >= 0 && fstat(copy_a, &a) == 0 && fstat(copy_b, &b) == 0 && a.st_dev == b.st_dev &&
+               a.st_ino == b.st_ino;
+    close(copy_a);
+    if (copy_b >= 0)
+        close(copy_b);
+    return same;
+}
+
 static int pending_call(const struct seccomp_notif *n, const call_spec *spec, task *t)
 {
     proc *p = t->p;
     const unsigned long long *a = n->data.args;
     if (trace_fd >= 0)
         return 0; /* --trace shows the arguments */
-    if ((!p->picture_known || p->shares_fds) && spec->layout != L_CONNECT)
-        return 0; /* Python lists the fds once */
+    int picks_number = spec->layout != L_CONNECT && spec->layout != L_DUP2;
+    if ((!p->picture_known || p->shares_fds) && picks_number)
+        return 0; /* Python lists the fds once; threads' new numbers are not told apart */
+    if (spec->layout == L_FCNTL_DUPFD && a[1] != 0 /* F_DUPFD */ && a[1] != 1030 /* F_DUPFD_CLOEXEC */)
+        return 0; /* traced for a policy's guard (F_SETOWN_EX) */
     char fields[FIELDS_MAX];
     out_t o = {fields, fields + sizeof fields};
     unsigned long long pair_at = spec->layout == L_PIPE ? a[0] : a[3];
@@ -1615,8 +1640,16 @@ static int pending_call(const struct seccomp_notif *n, const call_spec *spec, ta
             return 0;
         break;
     case L_ACCEPT:
+    case L_DUP:
+    case L_FCNTL_DUPFD:
         PUT(&o, ",\"fd\":");
         put_i64(&o, (int)a[0]);
+        break;
+    case L_DUP2:
+        PUT(&o, ",\"fd\":");
+        put_i64(&o, (int)a[0]);
+        PUT(&o, ",\"newfd\":");
+        put_i64(&o, (int)a[1]);
         break;
     case L_CONNECT:
         if (!put_inet_address(&o, (pid_t)n->pid, a[1], a[2]))
@@ -1655,8 +1688,12 @@ static int pending_call(const struct seccomp_notif *n, const call_spec *spec, ta
             drop_entry(p->fds[fd]);
             p->fds[fd] = NULL;
         }
+    } else if (spec->layout == L_DUP2) {
+        pd->source = (int)a[0];
+        pd->expected = (int)a[1];
     } else {
-        pd->expected = picture_free_from(p, 0);
+        int base = spec->layout == L_FCNTL_DUPFD && (int)a[2] > 0 ? (int)a[2] : 0;
+        pd->expected = picture_free_from(p, base);
         int open = process_has_fd(p, pd->expected, L_NONE);
         if (open > 0)
             picture_forget(p); /* an fd made by a call superv does not see: Python lists them again */
@@ -1670,6 +1707,15 @@ static int pending_call(const struct seccomp_notif *n, const call_spec *spec, ta
     pd->fields_len = len;
     memcpy(pd->fields, fields, len);
     t->pending = pd;
+    if (spec->layout == L_DUP2 && pd->source != pd->expected && pd->expected >= 0) {
+        /* newfd is closed by the call, as Python's on_fd_replace drops it */
+        int fd = pd->expected;
+        if (fd < p->nfds && p->fds[fd]) {
+            drop_entry(p->fds[fd]);
+            p->fds[fd] = NULL;
+        }
+        add_note(NOTE_CLOSE, p->pid, t->tid, fd, pd->seq);
+    }
     if (counting_rules)
         rule_calls[0]++;
     let_through(n);
@@ -1702,10 +1748,16 @@ static void settle_pending(task *t, int thread_gone)
     pending_t *pd = t->pending;
     proc *p = t->p;
     t->pending = NULL;
-    int made[2], nmade = 0, connected = 0;
+    int made[2], nmade = 0, connected = 0, replaced = 0;
     if (thread_gone) {
     } else if (pd->layout == L_CONNECT) {
         connected = socket_has_peer(p, pd->expected);
+    } else if (pd->layout == L_DUP2) {
+        /* dup3 with newfd == oldfd fails (EINVAL); the number was dropped at the call */
+        if (!(pd->source == pd->expected && !strcmp(pd->name, "dup3")) && same_file(p, pd->source, pd->expected)) {
+            picture_add(p, pd->expected);
+            replaced = 1;
+        }
     } else if (makes_pair(pd->layout)) {
         int pair[2];
         struct iovec local = {pair, sizeof pair}, remote = {(void *)(uintptr_t)pd->pair_at, sizeof pair};
@@ -1754,6 +1806,8 @@ static void settle_pending(task *t, int thread_gone)
     put_call_head(&o, p->pid, t->tid, pd->name, pd->seq);
     if (nmade)
         put_i64(&o, makes_pair(pd->layout) ? 0 : made[0]);
+    else if (replaced)
+        put_i64(&o, pd->expected);
     else if (connected)
         PUT(&o, "0");
     else
@@ -1765,7 +1819,7 @@ static void settle_pending(task *t, int thread_gone)
         PUT(&o, ",");
         put_i64(&o, made[1]);
         PUT(&o, "]");
-    } else if (!nmade && !connected) {
+    } else if (!nmade && !connected && !replaced) {
         /* a connect in progress, or failed, tells nothing (see _settle_outcome) */
         if (thread_gone || pd->layout == L_CONNECT)
             PUT(&o, ",\"outcome\":\"unknown\"");
@@ -3082,6 +3136,9 @@ PyMODINIT_FUNC PyInit__fastpath(void)
         PyModule_AddIntConstant(m, "L_PIPE", L_PIPE) < 0 ||
         PyModule_AddIntConstant(m, "L_SOCKETPAIR", L_SOCKETPAIR) < 0 ||
         PyModule_AddIntConstant(m, "L_CONNECT", L_CONNECT) < 0 ||
+        PyModule_AddIntConstant(m, "L_DUP", L_DUP) < 0 ||
+        PyModule_AddIntConstant(m, "L_FCNTL_DUPFD", L_FCNTL_DUPFD) < 0 ||
+        PyModule_AddIntConstant(m, "L_DUP2", L_DUP2) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_FD_MADE", NOTE_FD_MADE) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_CLOSE", NOTE_CLOSE) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_EXIT_GROUP", NOTE_EXIT_GROUP) < 0 ||

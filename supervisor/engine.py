@@ -88,6 +88,10 @@ FAST_LIFECYCLE = {
     "pipe": fastpath.L_PIPE,
     "pipe2": fastpath.L_PIPE,
     "socketpair": fastpath.L_SOCKETPAIR,
+    "dup": fastpath.L_DUP,
+    "fcntl": fastpath.L_FCNTL_DUPFD,  # F_DUPFD, F_DUPFD_CLOEXEC
+    "dup2": fastpath.L_DUP2,
+    "dup3": fastpath.L_DUP2,
     "connect": fastpath.L_CONNECT,  # IPv4 addresses; the others are formatted here
 }
 
@@ -1612,7 +1616,8 @@ class Supervisor:
                         self._forget_fd_view(task.process, fd)
                         self._fd_made(task.process, fd)
             elif spec.handling is Handling.FD_REPLACE:
-                if _same_file(pid, fields["fd"], fields["newfd"]):
+                dup3_onto_itself = spec.name == "dup3" and fields["fd"] == fields["newfd"]  # EINVAL
+                if not dup3_onto_itself and _same_file(pid, fields["fd"], fields["newfd"]):
                     result = fields["newfd"]
                     self._fd_made(task.process, result)
             elif spec.name == "connect":

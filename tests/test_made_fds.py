@@ -1,5 +1,5 @@
 """The calls that make fds (open, openat, creat, socket, socketpair, pipe,
-pipe2, accept, accept4), and connect.  The fast path records them itself: it
+pipe2, accept, accept4, dup, dup2, dup3, fcntl's F_DUPFD), and connect.  The fast path records them itself: it
 predicts the new number from its picture of the process's fds and learns
 the result at the thread's next call (connect's: whether the socket has a
 peer).  Its records must be those of the Python engine
@@ -15,7 +15,8 @@ import shutil
 
 import pytest
 
-MADE = {"open", "openat", "creat", "socket", "socketpair", "pipe", "pipe2", "accept", "accept4", "connect"}
+MADE = {"open", "openat", "creat", "socket", "socketpair", "pipe", "pipe2", "accept", "accept4",
+        "dup", "fcntl", "dup2", "dup3", "connect"}
 VOLATILE = {"mono", "wall", "pid", "tid"}  # differ from run to run
 
 
@@ -89,6 +90,10 @@ def test_the_fast_path_records_made_fds_as_the_python_engine_does(prog, superv, 
     assert said_results(python.stdout) == said
 
     assert sum(e["syscall"] == "connect" for e in strip) == 6
+    dups = [(e["syscall"], e.get("newfd"), e["result"]) for e in ours if e["syscall"].startswith(("dup", "fcntl"))]
+    assert [d[2] is None for d in dups] == [False, False, False, True, True, False, False, False, True, False, True,
+                                            True, False]
+    assert [d for d in dups if d[0] == "dup3"][1][2] is None  # onto itself: EINVAL, though the fd is open
 
     # A loop of opens, in a process of one thread: the fast path took each
     # open and close, where the Python engine answered none of them.

@@ -1,5 +1,6 @@
 /* made_fds DIR: the calls that make fds (open, openat, creat, socket,
- * socketpair, pipe, pipe2, accept, accept4), and connect, whose results
+ * socketpair, pipe, pipe2, accept, accept4, dup, dup2, dup3, fcntl's
+ * F_DUPFD), and connect, whose results
  * superv learns at the thread's next call, succeeding and failing, on
  * numbers superv's picture knows and on ones it cannot (an untraced
  * eventfd, dup2 to a high number), then from four threads at once.
@@ -125,6 +126,23 @@ int main(int argc, char **argv)
     fcntl(listener, F_SETFL, O_NONBLOCK);
     said("accept4-empty", accept4(listener, NULL, NULL, SOCK_NONBLOCK));
 
+    /* dup, fcntl(F_DUPFD), dup2, dup3: onto a free number, onto an open one
+     * whose pipe was used (classified), onto itself, from a bad fd. */
+    said("dup", dup(listener));
+    said("fcntl-dupfd-40", fcntl(listener, F_DUPFD, 40));
+    said("fcntl-dupfd-cloexec", fcntl(listener, F_DUPFD_CLOEXEC, 0));
+    said("fcntl-dupfd-negative", fcntl(listener, F_DUPFD, -1));
+    said("dup-badfd", dup(9999));
+    said("dup2-free", dup2(listener, 60));
+    if (write(p[1], "x", 1) != 1)
+        return 1;
+    said("dup2-onto-used-pipe", dup2(listener, p[1]));
+    said("dup2-itself", dup2(listener, listener));
+    said("dup2-badfd", dup2(9999, 61));
+    said("dup3-cloexec", dup3(listener, 62, O_CLOEXEC));
+    said("dup3-itself", dup3(listener, listener, 0));
+    said("dup2-negative", dup2(listener, -1));
+
     /* Numbers superv's picture cannot know: an fd made by an untraced call,
      * and a gap below. */
     int untraced = eventfd(0, 0);
@@ -132,7 +150,7 @@ int main(int argc, char **argv)
     said("open-after-eventfd", open("/dev/null", O_RDONLY));
     close(a);
     said("open-reuses-lowest", open("/dev/null", O_RDONLY));
-    dup2(d, 300);
+    said("dup2-300", dup2(d, 300));
     close(d);
     said("open-below-300", open("/dev/null", O_RDONLY));
     said("open-again", open("/dev/null", O_RDONLY));
