@@ -187,6 +187,7 @@ static char *junk;            /* where consumed bytes go */
 static unsigned long long fast_calls, slow_calls;
 
 static void drop_entry(fd_entry *e);
+static void forget_fd(proc *p, int fd);
 static void drop_all_fds(proc *p);
 
 static unsigned bucket(int key) { return (unsigned)key * 2654435761u % HASH_BUCKETS; }
@@ -315,9 +316,15 @@ static int picture_free_from(const proc *p, int base)
  * inode (eventfd, epoll...) for an open, any file for L_NONE.  (An untraced
  * call may take a predicted number before the thread's next call.)  0 when
  * not, -1 when it cannot be told (the process is gone). */
+/* superv's copy of the process's fd (the same open file), or -1. */
+static int copy_of(const proc *p, int fd)
+{
+    return (int)syscall(SYS_pidfd_getfd, p->pidfd, fd, 0);
+}
+
 static int process_has_fd(const proc *p, int fd, int layout)
 {
-    int copy = (int)syscall(SYS_pidfd_getfd, p->pidfd, fd, 0);
+    int copy = copy_of(p, fd);
     if (copy < 0)
         return errno == EBADF ? 0 : -1;
     if (layout == L_NONE) {
@@ -1484,11 +1491,7 @@ static int lifecycle(const struct seccomp_notif *n, const call_spec *spec, task 
     unsigned long long seq = p->next_seq++;
     switch (spec->layout) {
     case L_CLOSE:
-        /* Our copy goes before the close takes effect: the peer sees EOF. */
-        if (arg >= 0 && arg < p->nfds && p->fds[arg]) {
-            drop_entry(p->fds[arg]);
-            p->fds[arg] = NULL;
-        }
+        forget_fd(p, arg); /* our copy goes before the close takes effect: the peer sees EOF */
         picture_remove(p, arg, arg);
         record_lifecycle(p, t, "close", "fd", arg, seq);
         add_note(NOTE_CLOSE, p->pid, t->tid, arg, seq);
@@ -1592,13 +1595,13 @@ static int put_inet_address(out_t *o, pid_t tid, unsigned long long address, uns
 /* 1 when the socket has a peer (connect's settle, as engine._connect_outcome). */
 static int socket_has_peer(const proc *p, int fd)
 {
-    int dup = (int)syscall(SYS_pidfd_getfd, p->pidfd, fd, 0);
-    if (dup < 0)
+    int copy = copy_of(p, fd);
+    if (copy < 0)
         return 0;
     struct sockaddr_storage peer;
     socklen_t len = sizeof peer;
-    int connected = getpeername(dup, (struct sockaddr *)&peer, &len) == 0;
-    close(dup);
+    int connected = getpeername(copy, (struct sockaddr *)&peer, &len) == 0;
+    close(copy);
     return connected;
 }
 
@@ -1607,10 +1610,10 @@ static int socket_has_peer(const proc *p, int fd)
 static int same_file(const proc *p, int fd_a, int fd_b)
 {
     struct stat a, b;
-    int copy_a = (int)syscall(SYS_pidfd_getfd, p->pidfd, fd_a, 0);
+    int copy_a = copy_of(p, fd_a);
     if (copy_a < 0)
         return 0;
-    int copy_b = (int)syscall(SYS_pidfd_getfd, p->pidfd, fd_b, 0);
+    int copy_b = copy_of(p, fd_b);
     int same = copy_b >= 0 && fstat(copy_a, &a) == 0 && fstat(copy_b, &b) == 0 && a.st_dev == b.st_dev &&
                a.st_ino == b.st_ino;
     close(copy_a);
@@ -1682,12 +1685,8 @@ static int pending_call(const struct seccomp_notif *n, const call_spec *spec, ta
             pd->open_before[i] = (uint8_t)open;
         }
     } else if (spec->layout == L_CONNECT) {
-        int fd = (int)a[0];
-        pd->expected = fd;
-        if (fd >= 0 && fd < p->nfds && p->fds[fd]) { /* its endpoints change: classified afresh */
-            drop_entry(p->fds[fd]);
-            p->fds[fd] = NULL;
-        }
+        pd->expected = (int)a[0];
+        forget_fd(p, pd->expected); /* its endpoints change: classified afresh */
     } else if (spec->layout == L_DUP2) {
         pd->source = (int)a[0];
         pd->expected = (int)a[1];
@@ -1708,13 +1707,8 @@ static int pending_call(const struct seccomp_notif *n, const call_spec *spec, ta
     memcpy(pd->fields, fields, len);
     t->pending = pd;
     if (spec->layout == L_DUP2 && pd->source != pd->expected && pd->expected >= 0) {
-        /* newfd is closed by the call, as Python's on_fd_replace drops it */
-        int fd = pd->expected;
-        if (fd < p->nfds && p->fds[fd]) {
-            drop_entry(p->fds[fd]);
-            p->fds[fd] = NULL;
-        }
-        add_note(NOTE_CLOSE, p->pid, t->tid, fd, pd->seq);
+        forget_fd(p, pd->expected); /* newfd is closed by the call, as Python's on_fd_replace drops it */
+        add_note(NOTE_CLOSE, p->pid, t->tid, pd->expected, pd->seq);
     }
     if (counting_rules)
         rule_calls[0]++;
@@ -1793,13 +1787,9 @@ static void settle_pending(task *t, int thread_gone)
         free(before);
     }
     for (int i = 0; i < nmade; i++) {
-        int fd = made[i];
-        if (fd < p->nfds && p->fds[fd]) { /* a number reused: classified afresh */
-            drop_entry(p->fds[fd]);
-            p->fds[fd] = NULL;
-        }
-        picture_add(p, fd);
-        add_note(NOTE_FD_MADE, p->pid, t->tid, fd, pd->seq);
+        forget_fd(p, made[i]); /* a number reused: classified afresh */
+        picture_add(p, made[i]);
+        add_note(NOTE_FD_MADE, p->pid, t->tid, made[i], pd->seq);
     }
     char line[FIELDS_MAX + 512];
     out_t o = {line, line + sizeof line - 1};
@@ -1834,8 +1824,11 @@ static void settle_pending(task *t, int thread_gone)
 /* ---- the fast path proper ------------------------------------------------------- */
 
 /* 1 when the call was answered or parked here; 0 when it is Python's. */
-static int fast_handle(const struct seccomp_notif *n, const call_spec *spec, handoffs_t *h)
+static int fast_handle(const struct seccomp_notif *n, handoffs_t *h)
 {
+    if (n->data.nr < 0 || n->data.nr >= MAX_NR || specs[n->data.nr].layout == L_NONE)
+        return 0;
+    const call_spec *spec = &specs[n->data.nr];
     task *t = find_task((int)n->pid);
     if (!t || t->slow || t->p->slow)
         return 0;
@@ -1880,6 +1873,18 @@ static int fast_handle(const struct seccomp_notif *n, const call_spec *spec, han
     if (result > 0)
         serve_peers(&c, h);
     return 1;
+}
+
+/* A call just received, under the lock: the thread's call before it settled
+ * first (before anything else sees its fds), then the fast path's if it
+ * takes it, else Python's (handed off). */
+static void serve_received(const struct seccomp_notif *n, handoffs_t *h)
+{
+    task *caller = find_task((int)n->pid);
+    if (caller && caller->pending)
+        settle_pending(caller, 0);
+    if (!fast_handle(n, h))
+        hand_off(h, n, (begun_t){0});
 }
 
 /* ---- the receiver and the catcher ------------------------------------------------
@@ -1971,12 +1976,7 @@ static int catcher_serves(const struct seccomp_notif *n, int *wake)
         return 0;
     }
     int handed = catcher_handoffs.count, was_parked = parked_count;
-    task *caller = find_task((int)n->pid);
-    if (caller && caller->pending)
-        settle_pending(caller, 0);
-    if (!(n->data.nr >= 0 && n->data.nr < MAX_NR && specs[n->data.nr].layout != L_NONE &&
-          fast_handle(n, &specs[n->data.nr], &catcher_handoffs)))
-        hand_off(&catcher_handoffs, n, (begun_t){0});
+    serve_received(n, &catcher_handoffs);
     *wake = catcher_handoffs.count > handed || parked_count > was_parked;
     pthread_mutex_unlock(&lock);
     return 1;
@@ -2215,16 +2215,9 @@ static PyObject *f_run(PyObject *self, PyObject *noargs)
                 continue; /* the notification vanished: its task was killed */
             break;
         }
-        int taken = 0;
         receiver_lock();
-        task *caller = find_task((int)n.pid);
-        if (caller && caller->pending)
-            settle_pending(caller, 0); /* before anything else sees this thread's fds */
-        if (n.data.nr >= 0 && n.data.nr < MAX_NR && specs[n.data.nr].layout != L_NONE)
-            taken = fast_handle(&n, &specs[n.data.nr], &h);
+        serve_received(&n, &h);
         pthread_mutex_unlock(&lock);
-        if (!taken)
-            hand_off(&h, &n, (begun_t){0});
         failed = receiver_handoffs(&h) < 0;
     }
     stopping = 1;
@@ -2387,12 +2380,19 @@ static PyTypeObject CountersType = {
 
 static void drop_entry(fd_entry *e) { entry_release(e); }
 
+/* superv's view of fd in p goes, and its copy with it (once no parked call holds it). */
+static void forget_fd(proc *p, int fd)
+{
+    if (fd >= 0 && fd < p->nfds) {
+        drop_entry(p->fds[fd]);
+        p->fds[fd] = NULL;
+    }
+}
+
 static void drop_all_fds(proc *p)
 {
-    for (int i = 0; i < p->nfds; i++) {
-        drop_entry(p->fds[i]);
-        p->fds[i] = NULL;
-    }
+    for (int i = 0; i < p->nfds; i++)
+        forget_fd(p, i);
 }
 
 static int ensure_buffers(void)
@@ -2893,10 +2893,8 @@ static PyObject *f_drop_fds(PyObject *self, PyObject *args)
         return NULL;
     proc *p = find_proc(pid);
     if (p)
-        for (long long fd = first < 0 ? 0 : first; fd <= last && fd < p->nfds; fd++) {
-            drop_entry(p->fds[fd]);
-            p->fds[fd] = NULL;
-        }
+        for (long long fd = first < 0 ? 0 : first; fd <= last && fd < p->nfds; fd++)
+            forget_fd(p, (int)fd);
     Py_RETURN_NONE;
 }
 
@@ -2999,11 +2997,9 @@ static PyObject *f_handle_again(PyObject *self, PyObject *args)
     for (int i = 0; i < 6; i++)
         n.data.args[i] = a[i];
     static handoffs_t h; /* under the lock */
-    int taken = 0;
     take_lock();
     h.count = 0;
-    if (nr >= 0 && nr < MAX_NR && specs[nr].layout != L_NONE)
-        taken = fast_handle(&n, &specs[nr], &h);
+    int taken = fast_handle(&n, &h);
     PyObject *handed_back = PyList_New(h.count);
     for (int i = 0; i < h.count; i++) {
         PyObject *item = handed_back ? handoff_args(&h.items[i].n, &h.items[i].begun) : NULL;

@@ -205,15 +205,15 @@ def _pidfds_have_own_inodes() -> bool:
     """pidfs (Linux 6.9): a process's pidfds carry an inode number of its
     own, never given to another process until reboot.  Before it, every
     pidfd was the one anonymous inode."""
-    try:
-        mine, parents = os.pidfd_open(os.getpid()), os.pidfd_open(os.getppid())
-    except OSError:
-        return False
-    try:
-        return os.fstat(mine).st_ino != os.fstat(parents).st_ino
-    finally:
-        os.close(mine)
-        os.close(parents)
+    inodes = []
+    for pid in (os.getpid(), os.getppid()):
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            return False
+        inodes.append(os.fstat(pidfd).st_ino)
+        os.close(pidfd)
+    return inodes[0] != inodes[1]
 
 
 PIDFD_INODES = _pidfds_have_own_inodes()
