@@ -379,14 +379,16 @@ class Supervisor:
     def _take_in_child(self, pid: int, ppid: int) -> None:
         """A child process listed in its parent's /proc children: its main
         thread's tid is its pid, and its parent is known, so its status is
-        not read (a /proc/PID/status read costs more than the rest)."""
+        not read (a /proc/PID/status read costs more than the rest).  Nor is
+        its cmdline: not yet seen, it has made no traced call, so no execve,
+        and its argv is its parent's."""
         if pid not in self.tasks:
-            self._add_task(pid, pid, ppid)
+            self._add_task(pid, pid, ppid, argv=list(self.recorder.ledger.processes[ppid].argv))
 
-    def _add_task(self, tid: int, pid: int, ppid: int) -> Task | None:
+    def _add_task(self, tid: int, pid: int, ppid: int, argv: list[str] | None = None) -> Task | None:
         process = self.processes.get(pid)
         if process is None:
-            process = self._start_process(pid, ppid=ppid)
+            process = self._start_process(pid, ppid=ppid, argv=argv)
             if process is None:
                 return None
         task = Task(tid, process)
@@ -519,7 +521,7 @@ class Supervisor:
             identity = (st.st_dev, st.st_ino)
             c = process.fds.get(fd) or self._adopt_inherited(process, fd, identity)
             if c is None or c.identity != identity or _endpoints_incomplete(c):
-                c = self._classify(process, fd, dup, previous=c)
+                c = self._classify(process, fd, dup, previous=c, st=st)
             flags = fcntl.fcntl(dup, fcntl.F_GETFL)
             self._offer_to_fast_path(process, fd, dup, c)
         except BaseException:
@@ -569,12 +571,13 @@ class Supervisor:
             return
         stats = self.recorder.ledger.open_fd(process.pid, fd)
         key, peer_key = _channel_keys(c)
-        fastpath.cache_fd(process.pid, fd, os.dup(dup), FAST_MODES[c.io_mode], c.fd_class.value == "net",
+        fastpath.cache_fd(process.pid, fd, os.dup(dup), FAST_MODES[c.io_mode], c.fd_class is FdClass.NET,
                           c.fd_class.tag, fragment, stats.counters, key, peer_key, c.detail in ("tcp", "tcp6"),
                           rules)
 
-    def _classify(self, process: Process, fd: int, dup: int, previous: Classification | None) -> Classification:
-        c = classify(kernel.fd_facts(process.pid, fd, dup))
+    def _classify(self, process: Process, fd: int, dup: int, previous: Classification | None,
+                  st: os.stat_result | None = None) -> Classification:
+        c = classify(kernel.fd_facts(process.pid, fd, dup, st))
         process.fds[fd] = c
         if previous is not None and previous.identity == c.identity:
             if previous != c:
@@ -1993,7 +1996,7 @@ def _same_file(pid: int, fd_a: int, fd_b: int) -> bool:
 
 def _endpoints_incomplete(c: Classification) -> bool:
     """A socket not yet connected (or bound) is looked at again on each use."""
-    return c.io_mode in (IoMode.STREAM, IoMode.DATAGRAM, IoMode.PASSTHROUGH) and c.fd_class.value == "net" and (
+    return c.io_mode in (IoMode.STREAM, IoMode.DATAGRAM, IoMode.PASSTHROUGH) and c.fd_class is FdClass.NET and (
         c.remote is None or (c.local or "").endswith(":0")
     )
 

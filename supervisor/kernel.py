@@ -225,14 +225,17 @@ def process_identity(pid: int, pidfd: int) -> int:
     return os.fstat(pidfd).st_ino if PIDFD_INODES else procfs.start_time(pid)
 
 
-def fd_facts(pid: int, fd: int, dup: int) -> FdFacts:
-    st = os.fstat(dup)
-    try:
-        link = procfs.fd_link(pid, fd)
-    except OSError:
-        link = ""
+def fd_facts(pid: int, fd: int, dup: int, st: os.stat_result | None = None) -> FdFacts:
+    """st: the dup's fstat, if the caller has it."""
+    st = st or os.fstat(dup)
     socket_facts = None
-    if stat.S_ISSOCK(st.st_mode):
+    if not stat.S_ISSOCK(st.st_mode):
+        try:
+            link = procfs.fd_link(pid, fd)
+        except OSError:
+            link = ""
+    else:
+        link = f"socket:[{st.st_ino}]"  # what the readlink says: sockfs names them so
         family, type_, protocol, local, remote = _kernel.socket_facts(dup)
         peer = None
         if family == socket.AF_UNIX:
