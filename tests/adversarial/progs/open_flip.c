@@ -18,7 +18,7 @@
 
 static char path[4096] __attribute__((aligned(2)));
 static char ok_file[4096], no_file[4096], link_path[4096], tmp_a[4096], tmp_b[4096];
-static atomic_int done;
+static atomic_int done, flipping;
 
 static void *flip_buffer(void *unused)
 {
@@ -29,6 +29,7 @@ static void *flip_buffer(void *unused)
     uint16_t ok, no;
     memcpy(&ok, "ok", 2);
     memcpy(&no, "no", 2);
+    atomic_store(&flipping, 1);
     while (!atomic_load(&done)) {
         *where = ok;
         *where = no;
@@ -39,6 +40,7 @@ static void *flip_buffer(void *unused)
 static void *flip_symlink(void *unused)
 {
     (void)unused;
+    atomic_store(&flipping, 1);
     while (!atomic_load(&done)) {
         unlink(tmp_a);
         if (symlink(no_file, tmp_a) == 0)
@@ -72,6 +74,10 @@ int main(int argc, char **argv)
         symlink(ok_file, link_path);
     pthread_t thread;
     pthread_create(&thread, NULL, by_symlink ? flip_symlink : flip_buffer, NULL);
+    /* The opens begin once the flipping has: a thread not yet running made
+     * some native runs race not once. */
+    while (!atomic_load(&flipping))
+        ;
     long opened = 0, refused = 0, reached = 0;
     for (int i = 0; i < tries; i++) {
         int fd = open(path, O_WRONLY | O_APPEND);
