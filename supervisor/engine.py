@@ -134,6 +134,8 @@ class Process:
     # Other tasks share its fd table (threads, CLONE_FILES), or its parent's
     # did: the fast path leaves its calls that make fds to Python.
     shares_fds: bool = False
+    # It made a thread: its children may be any thread's (see _children_of).
+    threaded: bool = False
 
 
 @attrs.define(eq=False)
@@ -394,6 +396,8 @@ class Supervisor:
         task = Task(tid, process)
         self.tasks[tid] = task
         process.tids.add(tid)
+        if tid != pid:
+            process.threaded = True
         fastpath.add_task(tid, process.pid)
         return task
 
@@ -1628,7 +1632,7 @@ class Supervisor:
             elif spec.handling is Handling.SPAWN:
                 result = self._spawn_outcome(task, outcome)
             elif spec.handling is Handling.REAP and outcome.spawned_before is not None:
-                gone = sorted(outcome.spawned_before - procfs.all_children(pid))
+                gone = sorted(outcome.spawned_before - self._children_of(task.process))
                 result = gone[0] if gone else None
                 for child in gone:  # reaped, so gone: before the waiter may have seen it, and before this call
                     if child in self.processes:
@@ -1717,6 +1721,7 @@ class Supervisor:
         """Let it run; at the caller's next call, the new pid (or tid) is the result."""
         pid = task.process.pid
         outcome = PendingOutcome(seq, spec, {})
+        flags = None
         try:
             flags = spec.arg("flags", n.args) if spec.name == "clone" else 0
             if spec.name == "clone3":
@@ -1730,8 +1735,19 @@ class Supervisor:
             )
         except OSError:
             pass
+        if flags is None or flags & CLONE_THREAD:
+            task.process.threaded = True
         self._expect(task, outcome)
         self.listener.let_through(n.id)
+
+    @staticmethod
+    def _children_of(process: Process) -> set[int]:
+        """Its children, zombies included.  Those of a process that never
+        made a thread are its main thread's: the listing of its threads
+        (8 us on our VMs, at each wait and its settle) is spared."""
+        if process.threaded:
+            return procfs.all_children(process.pid)
+        return procfs.children(process.pid, process.pid)
 
     def on_reap(self, n: Notification, spec, task: Task, seq: int) -> None:
         """A child that died before any traced call of its own is only seen
@@ -1740,7 +1756,7 @@ class Supervisor:
         pid = task.process.pid
         outcome = PendingOutcome(seq, spec, {"id": as_int(n.args[0] if spec.name == "wait4" else n.args[1])})
         try:
-            children = procfs.all_children(pid)
+            children = self._children_of(task.process)
             outcome.spawned_before = frozenset(children)
             # A zombie seen exiting stays in `ended` until a wait reaps it:
             # not read again at each wait (1000 zombies made it quadratic).

@@ -225,17 +225,35 @@ def process_identity(pid: int, pidfd: int) -> int:
     return os.fstat(pidfd).st_ino if PIDFD_INODES else procfs.start_time(pid)
 
 
+def _pipefs_device() -> int:
+    """Every pipe made by pipe(2) lives on the one pipefs: this device.  A
+    named FIFO lives on the file system of its path."""
+    r, w = os.pipe()
+    try:
+        return os.fstat(r).st_dev
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+PIPEFS_DEVICE = _pipefs_device()
+
+
 def fd_facts(pid: int, fd: int, dup: int, st: os.stat_result | None = None) -> FdFacts:
-    """st: the dup's fstat, if the caller has it."""
+    """st: the dup's fstat, if the caller has it.  The link of a socket or a
+    pipe is what the readlink would say (sockfs and pipefs name them so),
+    without the readlink (5-8 us)."""
     st = st or os.fstat(dup)
     socket_facts = None
-    if not stat.S_ISSOCK(st.st_mode):
+    if stat.S_ISFIFO(st.st_mode) and st.st_dev == PIPEFS_DEVICE:
+        link = f"pipe:[{st.st_ino}]"
+    elif not stat.S_ISSOCK(st.st_mode):
         try:
             link = procfs.fd_link(pid, fd)
         except OSError:
             link = ""
     else:
-        link = f"socket:[{st.st_ino}]"  # what the readlink says: sockfs names them so
+        link = f"socket:[{st.st_ino}]"
         family, type_, protocol, local, remote = _kernel.socket_facts(dup)
         peer = None
         if family == socket.AF_UNIX:

@@ -260,11 +260,14 @@ def test_exit_status_is_the_targets(prog, superv, args, status, text):
     assert [(e["pid"], e["status"]) for e in exits] == [(p["pid"], status)]
 
 
-@pytest.mark.parametrize("how", ["child-signal", "child-silent-signal"])
+@pytest.mark.parametrize("how", ["child-signal", "child-silent-signal", "thread-child-silent-signal"])
 def test_a_child_killed_by_a_signal_is_recorded(prog, superv, how):
-    """A child that says hello then kills itself with SIGKILL; and one that
+    """A child that says hello then kills itself with SIGKILL; one that
     kills itself before any traced call (its parent reaps it before making
-    one): both are processes of the run, killed by SIGKILL (137)."""
+    one); and that one forked by a second thread, which makes no call
+    after, so that only the main thread's wait can find it (in the second
+    thread's list of children): all are processes of the run, killed by
+    SIGKILL (137), and each wait4 record names the child it reaped."""
     run = superv([prog("proc_exit"), how, "9"])
     assert run.returncode == 0, run.stderr.decode()
     m = re.search(rb"^child (\d+) killed by 9$", run.stdout, re.M)
@@ -277,6 +280,8 @@ def test_a_child_killed_by_a_signal_is_recorded(prog, superv, how):
     child = processes[int(m[1])]
     assert child["exit_status"] == 137 and child["exit"].startswith("killed by SIGKILL")
     assert (run.out / f"{child['pid']}.log").exists()
+    waits = [e for e in run.events if e["type"] == "call" and e["syscall"] == "wait4"]
+    assert [e["result"] for e in waits] == [child["pid"]], waits
 
 
 def assert_refused(run: Run, status: int, message: str) -> None:
