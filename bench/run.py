@@ -15,6 +15,9 @@ the native run, and for superv a summary.json with exit 0, no inexact or
 refused call, and at least as many recorded data calls as the program counted
 (plus at most a few: the loader's reads and the final printf).
 
+superv's reports are written to disk as a user's would be, each run into a
+directory of its own that is kept until the bench ends (run_once says why).
+
 Every run goes through build/bench/measure (bench/measure.c), which forks
 the command, takes the wall time from fork to wait4, and ru_maxrss from that
 wait4.  superv's peak RSS is that ru_maxrss for the superv process: the
@@ -164,15 +167,19 @@ def timed_run(argv: list[str], scratch: str) -> Run:
 
 
 def run_once(tool: str, argv: list[str], scratch: str, policy: str | None = None) -> Run:
-    out_dir = os.path.join(scratch, "superv-out")
-    shutil.rmtree(out_dir, ignore_errors=True)
+    """A superv run writes into a directory of its own, kept (all but its
+    events.jsonl, the large file) until the bench ends.  Deleted after each
+    run, the thousands of <pid>.log of a seed run made the next run's file
+    creations slow on an ext4 without a journal (it skips recently deleted
+    inodes one by one): a cost of the bench, not of superv."""
+    out_dir = tempfile.mkdtemp(prefix="superv-out-", dir=scratch) if tool == "superv" else os.devnull
     run = timed_run(command(tool, argv, out_dir, policy), scratch)
     if tool == "superv":
         try:
             run.summary = json.loads(Path(out_dir, "summary.json").read_text())
         except (OSError, ValueError):
             run.summary = None
-        shutil.rmtree(out_dir, ignore_errors=True)
+        Path(out_dir, "events.jsonl").unlink(missing_ok=True)
     return run
 
 
