@@ -336,7 +336,29 @@ def foreign_cpu(before: tuple[float, float], elapsed: float) -> float:
     return max(0.0, total - own) / (elapsed * os.cpu_count())
 
 
-def environment(results: list[Result], load_before: str, foreign: float) -> dict[str, str]:
+WAKEUP_PROBE_ROUNDS = 20000
+
+
+def round_trip_us(pinned: bool) -> float:
+    """A native pipe round trip (pingpong 64), µs, median of 3: both
+    processes free to use any CPU, or both pinned to the first one.  On a
+    VM the first moves with the cost of a wake-up across CPUs (an IPI, a
+    halted vCPU), which every tool's wall time here depends on."""
+    cpu = min(os.sched_getaffinity(0))
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        subprocess.run([str(build("pingpong")), "64", str(WAKEUP_PROBE_ROUNDS)], stdout=subprocess.DEVNULL,
+                       check=True, preexec_fn=(lambda: os.sched_setaffinity(0, {cpu})) if pinned else None)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) / WAKEUP_PROBE_ROUNDS * 1e6
+
+
+def wakeup_probe() -> str:
+    return f"{round_trip_us(False):.1f} µs across CPUs, {round_trip_us(True):.1f} µs on one CPU"
+
+
+def environment(results: list[Result], load_before: str, foreign: float, probes: tuple[str, str]) -> dict[str, str]:
     sync = next((run.summary.get("sync_wakeup") for res in results for run in res.runs["superv"] if run.summary),
                 None)
     return {
@@ -351,6 +373,7 @@ def environment(results: list[Result], load_before: str, foreign: float) -> dict
         "load average (1, 5, 15 min) before / after": f"{load_before} / {load_average()}",
         "CPU used by other processes during the bench": f"{foreign:.0%} of {os.cpu_count()} CPUs"
         + (" (timings skewed)" if foreign > BUSY_SHARE else ""),
+        "native pipe round trip (pingpong 64), before / after the bench": " / ".join(probes),
     }
 
 
@@ -421,7 +444,11 @@ read/write/send/recv calls (native runs' median).  superv peak RSS = largest
 ru_maxrss from wait4 on the superv process (superv and the workload
 processes it reaped; the latter stay small, see "workloads' own peak RSS"
 below).  strace runs with `-f -qq -o /dev/null` and traces the data calls
-superv emulates."""
+superv emulates.  The native pipe round trip (under "Machine and versions")
+tells the cost of a wake-up across CPUs: when it is far above the pinned
+one, native and strace runs of the ping-pong workloads slow down with it,
+and superv, whose sync wake-up keeps a call and its answer on one CPU, far
+less."""
 
 
 def log(message: str) -> None:
@@ -448,6 +475,7 @@ def main() -> int:
     load_before = load_average()
     if float(load_before.split()[0]) > BUSY_LOAD:
         log(f"bench: warning: load average {load_before} before the start; other work will skew the timings")
+    probe_before = wakeup_probe()
     started, cpu_before = time.perf_counter(), cpu_seconds()
     results = []
     with tempfile.TemporaryDirectory(prefix="superv-bench-") as scratch:
@@ -458,11 +486,12 @@ def main() -> int:
             results.append(measure_workload(w, args.runs, scratch))
     elapsed = time.perf_counter() - started
     foreign = foreign_cpu(cpu_before, elapsed)
+    probes = (probe_before, wakeup_probe())
 
     startup = next((summarize(r, None) for r in results if r.workload.name == STARTUP and not r.failure), None)
     lines = [failed_cells(r) if r.failure else cells(summarize(r, startup)) for r in results]
     print(text_table(lines))
-    env = environment(results, load_before, foreign)
+    env = environment(results, load_before, foreign, probes)
     for k, v in env.items():
         print(f"{k}: {v}")
     path = write_markdown(lines, results, env, args.runs, elapsed, ["python", "bench/run.py", *sys.argv[1:]])
