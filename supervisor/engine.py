@@ -134,7 +134,8 @@ class Process:
     # Other tasks share its fd table (threads, CLONE_FILES), or its parent's
     # did: the fast path leaves its calls that make fds to Python.
     shares_fds: bool = False
-    # It made a thread: its children may be any thread's (see _children_of).
+    # It made a thread, or a clone3 (whose flags another thread can change):
+    # its children may be any thread's (see _children_of).
     threaded: bool = False
 
 
@@ -1735,7 +1736,9 @@ class Supervisor:
             )
         except OSError:
             pass
-        if flags is None or flags & CLONE_THREAD:
+        # clone3's flags are in memory: another thread may change them after
+        # this read, and make a thread of what was read as a fork.
+        if flags is None or flags & CLONE_THREAD or spec.name == "clone3":
             task.process.threaded = True
         self._expect(task, outcome)
         self.listener.let_through(n.id)
