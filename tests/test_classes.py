@@ -37,6 +37,13 @@ def test_every_class_is_told_apart(prog, superv, tmp_path):
     check("unix-dgram-in", "net", "unix-dgram", 103, 0)
     check("pipe-out", "pipe", "pipe", 0, 104)
     check("pipe-in", "pipe", "pipe", 104, 0)
+    # A named FIFO is a pipe too, with its path (anonymous pipes are told
+    # from it by pipefs's device, not by a readlink).
+    fifo = check("fifo", "pipe", f"fifo {tmp_path / 'data.bin.fifo'}", 107, 107)
+    assert fifo["calls"] == 2
+    pipe_events = {e["fd"]: e for e in run.events if e["type"] == "fd" and e["class"] == "pipe"}
+    assert pipe_events[named["pipe-in"]]["path"] is None
+    assert pipe_events[named["fifo"]]["path"] == str(tmp_path / "data.bin.fifo")
     disk = check("disk", "disk", f"file {tmp_path / 'data.bin'}", 105, 105)
     assert disk["calls"] == 2
     check("devnull", "device", "char-device /dev/null", 0, 106)

@@ -1,7 +1,7 @@
 /* Touches one fd of every class superv tells apart, moving known byte
  * counts, and prints "name fd" for each so the test can match them:
- * tcp, udp, unix-dgram, pipe, disk file, /dev/null, eventfd, and stdout
- * (a tty when the test gives it one). */
+ * tcp, udp, unix-dgram, pipe, named FIFO, disk file, /dev/null, eventfd,
+ * and stdout (a tty when the test gives it one). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void say(const char *name, int fd)
@@ -67,6 +68,17 @@ int main(int argc, char **argv)
     read(p[0], buf, sizeof buf);
     say("pipe-out", p[1]);
     say("pipe-in", p[0]);
+
+    /* a named FIFO beside the file, both ends on one fd (O_RDWR never waits) */
+    char fifo[4096];
+    snprintf(fifo, sizeof fifo, "%s.fifo", file);
+    unlink(fifo);
+    mkfifo(fifo, 0600);
+    int ff = open(fifo, O_RDWR);
+    write(ff, buf, 107);
+    read(ff, buf, sizeof buf);
+    say("fifo", ff);
+    unlink(fifo);
 
     /* disk */
     int f = open(file, O_RDWR | O_CREAT | O_TRUNC, 0600);
