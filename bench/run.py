@@ -145,14 +145,16 @@ def command(tool: str, argv: list[str], out_dir: str, policy: str | None = None)
     return [*SUPERV, "run", "-q", "-o", out_dir, *with_policy, "--", *argv]
 
 
-def timed_run(argv: list[str], scratch: str) -> Run:
+def timed_run(argv: list[str], scratch: str, cpus: set[int] | None = None) -> Run:
     """Runs argv under build/bench/measure (wall time, ru_maxrss) in its own
-    session, stdout and stderr into files; kills the session after TIMEOUT."""
+    session, stdout and stderr into files; kills the session after TIMEOUT.
+    cpus: the only CPUs it may use (None: any)."""
     files = {name: os.path.join(scratch, name) for name in ("stdout", "stderr", "measured")}
     Path(files["measured"]).unlink(missing_ok=True)
     with open(files["stdout"], "w") as out, open(files["stderr"], "w") as err:
         proc = subprocess.Popen([str(build("measure")), files["measured"], *argv], stdout=out, stderr=err,
-                                start_new_session=True)
+                                start_new_session=True,
+                                preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
         try:
             code = proc.wait(TIMEOUT)
             status = code if code >= 0 else 128 - code
@@ -339,23 +341,20 @@ def foreign_cpu(before: tuple[float, float], elapsed: float) -> float:
 WAKEUP_PROBE_ROUNDS = 20000
 
 
-def round_trip_us(pinned: bool) -> float:
+def round_trip(scratch: str, pinned: bool) -> str:
     """A native pipe round trip (pingpong 64), µs, median of 3: both
     processes free to use any CPU, or both pinned to the first one.  On a
     VM the first moves with the cost of a wake-up across CPUs (an IPI, a
     halted vCPU), which every tool's wall time here depends on."""
-    cpu = min(os.sched_getaffinity(0))
-    times = []
-    for _ in range(3):
-        start = time.perf_counter()
-        subprocess.run([str(build("pingpong")), "64", str(WAKEUP_PROBE_ROUNDS)], stdout=subprocess.DEVNULL,
-                       check=True, preexec_fn=(lambda: os.sched_setaffinity(0, {cpu})) if pinned else None)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) / WAKEUP_PROBE_ROUNDS * 1e6
+    cpus = {min(os.sched_getaffinity(0))} if pinned else None
+    runs = [timed_run([str(build("pingpong")), "64", str(WAKEUP_PROBE_ROUNDS)], scratch, cpus) for _ in range(3)]
+    if any(run.status != 0 for run in runs):
+        return "failed"
+    return f"{statistics.median(run.wall for run in runs) / WAKEUP_PROBE_ROUNDS * 1e6:.1f} µs"
 
 
-def wakeup_probe() -> str:
-    return f"{round_trip_us(False):.1f} µs across CPUs, {round_trip_us(True):.1f} µs on one CPU"
+def wakeup_probe(scratch: str) -> str:
+    return f"{round_trip(scratch, False)} across CPUs, {round_trip(scratch, True)} on one CPU"
 
 
 def environment(results: list[Result], load_before: str, foreign: float, probes: tuple[str, str]) -> dict[str, str]:
@@ -475,18 +474,18 @@ def main() -> int:
     load_before = load_average()
     if float(load_before.split()[0]) > BUSY_LOAD:
         log(f"bench: warning: load average {load_before} before the start; other work will skew the timings")
-    probe_before = wakeup_probe()
-    started, cpu_before = time.perf_counter(), cpu_seconds()
     results = []
     with tempfile.TemporaryDirectory(prefix="superv-bench-") as scratch:
+        probe_before = wakeup_probe(scratch)
+        started, cpu_before = time.perf_counter(), cpu_seconds()
         for tool in TOOLS:  # warm-up: page cache, Python's compiled modules
             run_once(tool, [str(build("pingpong")), "64", "0"], scratch)
         for w in chosen:
             log(f"{w.name}: {shlex.join([w.program, *w.args])}")
             results.append(measure_workload(w, args.runs, scratch))
-    elapsed = time.perf_counter() - started
-    foreign = foreign_cpu(cpu_before, elapsed)
-    probes = (probe_before, wakeup_probe())
+        elapsed = time.perf_counter() - started
+        foreign = foreign_cpu(cpu_before, elapsed)
+        probes = (probe_before, wakeup_probe(scratch))
 
     startup = next((summarize(r, None) for r in results if r.workload.name == STARTUP and not r.failure), None)
     lines = [failed_cells(r) if r.failure else cells(summarize(r, startup)) for r in results]
