@@ -311,17 +311,17 @@ static int picture_free_from(const proc *p, int base)
     return fd;
 }
 
-/* 1 when the process has this fd open (O_PATH fds excepted) with a file a
- * call of this layout makes: a socket for socket and accept, not an anon
- * inode (eventfd, epoll...) for an open, any file for L_NONE.  (An untraced
- * call may take a predicted number before the thread's next call.)  0 when
- * not, -1 when it cannot be told (the process is gone). */
 /* superv's copy of the process's fd (the same open file), or -1. */
 static int copy_of(const proc *p, int fd)
 {
     return (int)syscall(SYS_pidfd_getfd, p->pidfd, fd, 0);
 }
 
+/* 1 when the process has this fd open (O_PATH fds excepted) with a file a
+ * call of this layout makes: a socket for socket and accept, not an anon
+ * inode (eventfd, epoll...) for an open, any file for L_NONE.  (An untraced
+ * call may take a predicted number before the thread's next call.)  0 when
+ * not, -1 when it cannot be told (the process is gone). */
 static int process_has_fd(const proc *p, int fd, int layout)
 {
     int copy = copy_of(p, fd);
