@@ -128,7 +128,7 @@ def test_a_path_changed_after_the_check_never_reaches_a_denied_file(prog, superv
 
 
 UNIX_FLIP = """\
-import os, socket, sys, threading
+import os, socket, sys, threading, time
 ok, secret, link = sys.argv[1:4]
 done = False
 def flip():
@@ -141,7 +141,9 @@ def flip():
                 pass
 threading.Thread(target=flip).start()
 connected = refused = 0
-for _ in range(1000):
+for i in range(1000):
+    if i % 50 == 0:
+        time.sleep(0)  # lets the flipper run on one CPU too: see open_flip.c
     s = socket.socket(socket.AF_UNIX)
     try:
         s.connect(link)
@@ -201,7 +203,7 @@ def test_a_symlink_flipped_after_the_check_never_connects_to_a_denied_socket(sup
 
 
 BIND_FLIP = """\
-import os, socket, sys, threading
+import os, socket, sys, threading, time
 os.chdir(sys.argv[1])
 done = False
 def flip():
@@ -215,6 +217,8 @@ def flip():
 threading.Thread(target=flip).start()
 bound = refused = 0
 for i in range(1000):
+    if i % 50 == 0:
+        time.sleep(0)  # lets the flipper run on one CPU too: see open_flip.c
     s = socket.socket(socket.AF_UNIX)
     try:
         s.bind(f"ok/dir/s{i}.sock")

@@ -12,6 +12,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -77,9 +78,15 @@ int main(int argc, char **argv)
     /* The opens begin once the flipping has: a thread not yet running made
      * some native runs race not once. */
     while (!atomic_load(&flipping))
-        ;
+        sched_yield();
     long opened = 0, refused = 0, reached = 0;
     for (int i = 0; i < tries; i++) {
+        /* On one CPU the flipper only runs when the opener stops, and the
+         * name it leaves stays for every open until the next stop: all or
+         * none of the opens would race.  Stopping now and then gives it
+         * many chances to leave the other name. */
+        if (i % 50 == 0)
+            sched_yield();
         int fd = open(path, O_WRONLY | O_APPEND);
         if (fd < 0) {
             refused++;
