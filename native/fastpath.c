@@ -27,8 +27,9 @@
  * the catcher thread receives in its place, because a call is interruptible
  * by signals until its notification is received.
  *
- * A write it began and cannot finish without waiting goes to Python with
- * the bytes it read (begun_t): Python finishes that very call.
+ * A write it began and cannot finish without waiting is parked with the
+ * bytes it read (begun_t), and finished from them; Python finishes it when
+ * the socket has a send timeout, whose deadline Python keeps.
  *
  * State shared with Python (processes, tasks, cached fds, counters, the
  * events and log-row buffers) is guarded by one recursive mutex, `lock`;
@@ -588,8 +589,19 @@ typedef struct {
     struct iovec remote[FAST_IOV_MAX];
 } call_t;
 
+/* A write the fast path began: the bytes written, and the rest of what was
+ * read from the caller, sent as it is (reading the caller's memory again
+ * would let another thread change the call under way).  The fast path
+ * finishes it, parked; Python does when the socket has a send timeout. */
+typedef struct {
+    size_t done;
+    char *rest; /* malloc'd; NULL when nothing is left over */
+    size_t rest_len;
+} begun_t;
+
 typedef struct parked {
     call_t c;
+    begun_t begun;            /* a write partly done (rest != NULL) */
     int wait_fd;              /* a dup registered (one-shot) in parked_epoll */
     int speculative;          /* parked without an attempt (see fast_handle) */
     unsigned long long turn;  /* the receiver loop's turn when it parked */
@@ -602,16 +614,6 @@ static unsigned long long loop_turn; /* the receiver loop's turns */
 
 /* Calls to give to Python once the lock is let go; each thread has its own. */
 #define HANDOFF_MAX 256
-/* A write the fast path began and Python finishes: the bytes written, and
- * the rest of what was read from the caller, which Python sends as it is
- * (reading the caller's memory again would let another thread change the
- * call under way). */
-typedef struct {
-    size_t done;
-    char *rest; /* malloc'd; NULL when nothing is left over */
-    size_t rest_len;
-} begun_t;
-
 typedef struct {
     struct {
         struct seccomp_notif n;
@@ -789,7 +791,8 @@ static void answer(const struct seccomp_notif *n, long long result)
 
 /* What an attempt can say besides an answer. */
 #define WOULD_BLOCK (LLONG_MIN + 1) /* nothing done: wait, or EAGAIN for a non-blocking caller */
-#define TO_PYTHON LLONG_MIN         /* nothing done (or a write begun: begun_t): Python's to do */
+#define BEGUN (LLONG_MIN + 2)       /* a write partly done: wait for room for the rest (begun_t) */
+#define TO_PYTHON LLONG_MIN         /* nothing done: Python's to do */
 
 static ssize_t deliver(pid_t tid, const char *data, size_t len, const struct iovec *remote, int nremote)
 {
@@ -926,8 +929,56 @@ static int socket_error_pending(int fd)
     return poll(&p, 1, 0) == 1 && (p.revents & POLLERR);
 }
 
-/* Writes: the caller's bytes are read once; on a short write with the fd
- * blocking, Python takes over with *begun: what is written, and the rest. */
+static int caller_blocks(const call_t *c);
+
+/* Send `len` bytes of `data` on c's fd without waiting; `before` bytes of the
+ * call went out already.  *sent: how many of these went.  The call's result
+ * once it is over, or WOULD_BLOCK while the fd has no room. */
+static long long send_rest(const call_t *c, const char *data, size_t len, size_t before, size_t *sent,
+                           int *sigpipe)
+{
+    fd_entry *e = c->e;
+    *sent = 0;
+    for (;;) {
+        size_t done = before + *sent;
+        ssize_t n;
+        if (done && e->mode == M_STREAM && socket_error_pending(e->dup))
+            return (long long)done; /* the error stays for the caller's next call */
+        switch (e->mode) {
+        case M_PIPE: {
+            struct iovec v = {.iov_base = (char *)data + *sent, .iov_len = len - *sent};
+            n = pwritev2(e->dup, &v, 1, -1, RWF_NOWAIT);
+            if (n < 0 && errno == EOPNOTSUPP)
+                n = pipe_write_polled(e->dup, data + *sent, len - *sent);
+            break;
+        }
+        case M_STREAM:
+        case M_DATAGRAM:
+            n = send(e->dup, data + *sent, len - *sent, c->sock_flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+            break;
+        case M_FILE:
+            n = c->offset < 0 ? write(e->dup, data + *sent, len - *sent)
+                              : pwrite(e->dup, data + *sent, len - *sent, c->offset + (long long)done);
+            break;
+        default:
+            n = write(e->dup, data + *sent, len - *sent);
+        }
+        if (n < 0) {
+            if (errno == EAGAIN)
+                return WOULD_BLOCK;
+            if (errno == EPIPE && !(c->sock_flags & MSG_NOSIGNAL))
+                *sigpipe = 1;
+            return done ? (long long)done : -errno;
+        }
+        *sent += (size_t)n;
+        if (e->mode == M_DATAGRAM || *sent == len || n == 0)
+            return (long long)(before + *sent);
+    }
+}
+
+/* Writes: the caller's bytes are read once.  A short write whose caller
+ * blocks returns BEGUN with *begun: what is written, and the rest, which is
+ * sent from there (resume_write) once the fd has room. */
 static long long fast_write(const call_t *c, int *sigpipe, begun_t *begun)
 {
     fd_entry *e = c->e;
@@ -939,53 +990,29 @@ static long long fast_write(const call_t *c, int *sigpipe, begun_t *begun)
         return -EFAULT;
     if (e->mode == M_STREAM && (size_t)got < c->count)
         return TO_PYTHON; /* a fault: a stream sends whole chunks (emulate.WriteOp, faults_after) */
-    size_t done = 0;
-    for (;;) {
-        ssize_t n;
-        if (done && e->mode == M_STREAM && socket_error_pending(e->dup))
-            return (long long)done; /* the error stays for the caller's next call */
-        switch (e->mode) {
-        case M_PIPE: {
-            struct iovec v = {.iov_base = buffer + done, .iov_len = (size_t)got - done};
-            n = pwritev2(e->dup, &v, 1, -1, RWF_NOWAIT);
-            if (n < 0 && errno == EOPNOTSUPP)
-                n = pipe_write_polled(e->dup, buffer + done, (size_t)got - done);
-            break;
-        }
-        case M_STREAM:
-        case M_DATAGRAM:
-            n = send(e->dup, buffer + done, (size_t)got - done, c->sock_flags | MSG_DONTWAIT | MSG_NOSIGNAL);
-            break;
-        case M_FILE:
-            n = c->offset < 0 ? write(e->dup, buffer + done, (size_t)got - done)
-                              : pwrite(e->dup, buffer + done, (size_t)got - done, c->offset + (long long)done);
-            break;
-        default:
-            n = write(e->dup, buffer + done, (size_t)got - done);
-        }
-        if (n < 0) {
-            if (errno == EAGAIN) {
-                if (!done)
-                    return WOULD_BLOCK;
-                int flags = fcntl(e->dup, F_GETFL);
-                if (flags >= 0 && (flags & O_NONBLOCK))
-                    return (long long)done;
-                begun->done = done;
-                begun->rest_len = (size_t)got - done;
-                begun->rest = malloc(begun->rest_len);
-                if (!begun->rest)
-                    return (long long)done; /* no memory to go on with: a short write */
-                memcpy(begun->rest, buffer + done, begun->rest_len);
-                return TO_PYTHON;
-            }
-            if (errno == EPIPE && !(c->sock_flags & MSG_NOSIGNAL))
-                *sigpipe = 1;
-            return done ? (long long)done : -errno;
-        }
-        done += (size_t)n;
-        if (e->mode == M_DATAGRAM || done == (size_t)got || n == 0)
-            return (long long)done;
-    }
+    size_t sent;
+    long long result = send_rest(c, buffer, (size_t)got, 0, &sent, sigpipe);
+    if (result != WOULD_BLOCK || !sent || !caller_blocks(c))
+        return result == WOULD_BLOCK && sent ? (long long)sent : result;
+    begun->rest_len = (size_t)got - sent;
+    begun->rest = malloc(begun->rest_len);
+    if (!begun->rest)
+        return (long long)sent; /* no memory to go on with: a short write */
+    memcpy(begun->rest, buffer + sent, begun->rest_len);
+    begun->done = sent;
+    return BEGUN;
+}
+
+/* A begun write, parked: the rest of the bytes read at its start, never the
+ * caller's memory again.  WOULD_BLOCK while the fd has no room. */
+static long long resume_write(const call_t *c, begun_t *begun, int *sigpipe)
+{
+    size_t sent;
+    long long result = send_rest(c, begun->rest, begun->rest_len, begun->done, &sent, sigpipe);
+    memmove(begun->rest, begun->rest + sent, begun->rest_len - sent);
+    begun->rest_len -= sent;
+    begun->done += sent;
+    return result;
 }
 
 static long long attempt(const call_t *c, int *sigpipe, begun_t *begun)
@@ -1161,12 +1188,15 @@ static int arm(int fd, int registered, parked *pk)
     return epoll_ctl(parked_epoll, registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
 }
 
-static int park(const call_t *c, int speculative)
+/* `begun`, when given, is the parked call's from then on. */
+static int park(const call_t *c, int speculative, const begun_t *begun)
 {
     parked *pk = calloc(1, sizeof *pk);
     if (!pk)
         return -1;
     pk->c = *c;
+    if (begun)
+        pk->begun = *begun;
     pk->speculative = speculative;
     pk->turn = loop_turn;
     fd_entry *e = c->e;
@@ -1216,6 +1246,7 @@ static void unpark(parked *pk)
         close(pk->wait_fd);
     }
     entry_release(e);
+    free(pk->begun.rest);
     free(pk);
 }
 
@@ -1240,16 +1271,16 @@ static int retry(parked *pk, handoffs_t *h, int polled)
         return 1;
     }
     int sigpipe = 0;
-    begun_t begun = {0};
-    long long result = attempt(&pk->c, &sigpipe, &begun);
-    if (result == WOULD_BLOCK) {
+    long long result = pk->begun.rest ? resume_write(&pk->c, &pk->begun, &sigpipe)
+                                      : attempt(&pk->c, &sigpipe, &pk->begun);
+    if (result == WOULD_BLOCK || result == BEGUN) {
         arm(pk->wait_fd, 1, pk);
         return 0;
     }
     if (pk->speculative && polled && pk->turn + 1 == loop_turn)
         pk->c.e->reads_wait = 0; /* ready at the first look: it need not have parked */
     if (result == TO_PYTHON)
-        hand_off(h, &pk->c.n, begun);
+        hand_off(h, &pk->c.n, (begun_t){0});
     else
         finish(p, &pk->c, result, sigpipe);
     unpark(pk);
@@ -1339,8 +1370,14 @@ static void tick_parked(handoffs_t *h)
             continue;
         if (!((pending | shared) & ~blocked))
             continue;
-        if ((pending & ~blocked) || threads == 1) {
-            proc *p = find_proc(pk->c.pid);
+        proc *p = find_proc(pk->c.pid);
+        if (pk->begun.rest) {
+            /* as the kernel does: what went out stands, and is the result */
+            if (p)
+                finish(p, &pk->c, (long long)pk->begun.done, 0);
+            else
+                answer(&pk->c.n, (long long)pk->begun.done);
+        } else if ((pending & ~blocked) || threads == 1) {
             if (p)
                 record(p, &pk->c, 0, 0, 1);
             answer(&pk->c.n, -512 /* ERESTARTSYS */);
@@ -1848,7 +1885,7 @@ static int fast_handle(const struct seccomp_notif *n, handoffs_t *h)
      * after all, the re-armed registration is ready at once and the loop's
      * next epoll_wait serves it. */
     if (spec->inward && c.e->reads_wait && c.e->mode != M_FILE && c.e->mode != M_MEMDEV && caller_blocks(&c) &&
-        !socket_has_timeout(&c) && park(&c, 1) == 0)
+        !socket_has_timeout(&c) && park(&c, 1, NULL) == 0)
         return 1;
     long long result = attempt(&c, &sigpipe, &begun);
     if (spec->inward && result != WOULD_BLOCK)
@@ -1856,17 +1893,20 @@ static int fast_handle(const struct seccomp_notif *n, handoffs_t *h)
     if (result == WOULD_BLOCK) {
         if (!caller_blocks(&c))
             result = -EAGAIN;
-        else if (socket_has_timeout(&c) || park(&c, 0) < 0)
+        else if (socket_has_timeout(&c) || park(&c, 0, NULL) < 0)
             return 0;
         else {
             c.e->reads_wait |= spec->inward;
             return 1;
         }
     }
-    if (result == TO_PYTHON) {
-        if (!begun.done)
-            return 0;
-        hand_off(h, n, begun);
+    if (result == TO_PYTHON)
+        return 0;
+    if (result == BEGUN) {
+        /* Python keeps the deadline of a socket's send timeout */
+        if (socket_has_timeout(&c) || park(&c, 0, &begun) < 0)
+            hand_off(h, n, begun);
+        serve_peers(&c, h);
         return 1;
     }
     finish(t->p, &c, result, sigpipe);

@@ -530,6 +530,22 @@ def test_peek_trunc_and_receive_timeout(prog, superv, static):
 
 
 @BUILDS
+def test_a_send_timeout_ends_a_partial_send_as_natively(prog, superv, static):
+    """SO_SNDTIMEO on a unix stream nobody reads yet: a 1 MB send fills it,
+    waits 50 ms for room and returns the part that went out; the next send,
+    with no room at all, fails with EAGAIN.  Then the reader takes exactly
+    that part, intact."""
+    classes = {"writer": "net", "reader": "net"}
+    split = ("in", "out", "hin", "hout", "calls", "rhash", "results", "kinds")  # how much the socket held
+    native, traced, record = exact(prog, superv, static, ["sendtimeout"], classes, deterministic=True,
+                                   loose={"writer": split, "reader": split})
+    for books in (native, traced):
+        sent, refused = books.fds["writer"]["results"]
+        assert 0 < sent < 1000000 and refused == -errno.EAGAIN
+        assert books.fds["writer"]["out"] == books.fds["reader"]["in"] == sent
+
+
+@BUILDS
 def test_exit_status_is_the_programs(prog, superv, static):
     classes = {"w": "pipe", "r": "pipe"}
     exact(prog, superv, static, ["exitcode", "7"], classes, deterministic=True, status=7)

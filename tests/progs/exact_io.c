@@ -1258,6 +1258,37 @@ static int mode_packetpipe(void) {
     return failures ? 1 : 0;
 }
 
+/* -- sendtimeout: SO_SNDTIMEO on a stream nobody reads yet ----------------- */
+
+static int mode_sendtimeout(void) {
+    static unsigned char data[1000000], buf[65536];
+    fill(data, sizeof data, 41);
+    int sv[2];
+    xsocketpair(SOCK_STREAM, sv);
+    struct fdstat sw, sr;
+    fdstat_init(&sw, "writer", sv[0]);
+    fdstat_init(&sr, "reader", sv[1]);
+    struct timeval tv = {0, 50000};
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    /* It fills the socket, waits 50 ms for room, and returns what went out. */
+    ssize_t n = t_send(&sw, data, sizeof data, 0);
+    check(n > 0 && n < (ssize_t)sizeof data, "the send was not partial");
+    check(t_send(&sw, data, 100, 0) < 0 && errno == EAGAIN, "a send with no room: no EAGAIN");
+    long got = 0;
+    while (got < n) {
+        size_t want = n - got < (long)sizeof buf ? (size_t)(n - got) : sizeof buf;
+        ssize_t r = t_recv(&sr, buf, want, 0);
+        if (r <= 0)
+            break;
+        check(memcmp(buf, data + got, (size_t)r) == 0, "reader: other bytes than were sent");
+        got += r;
+    }
+    check(got == n, "reader: not all that was sent");
+    report(&sw);
+    report(&sr);
+    return failures ? 1 : 0;
+}
+
 /* -- recvflags: MSG_PEEK, MSG_TRUNC, a receive timeout ----------------------- */
 
 static int mode_recvflags(void) {
@@ -1341,6 +1372,7 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "packetpipe")) return mode_packetpipe();
     if (!strcmp(mode, "midread")) return mode_midread();
     if (!strcmp(mode, "recvflags")) return mode_recvflags();
+    if (!strcmp(mode, "sendtimeout")) return mode_sendtimeout();
     if (!strcmp(mode, "exitcode")) return mode_exitcode(atoi(arg));
     fprintf(stderr, "exact_io: unknown mode %s\n", mode);
     return 2;
