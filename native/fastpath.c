@@ -93,6 +93,7 @@ typedef struct {
     uint8_t inward;           /* bytes flow into the caller */
     int8_t kind;              /* index of the call kind */
     int8_t kind_noaddr;       /* recvfrom/sendto without address: recv/send */
+    uint8_t addressed;        /* it may take the call with an address (datagrams) */
     char name[24];
 } call_spec;
 
@@ -587,6 +588,12 @@ typedef struct {
     size_t count;
     long long offset;         /* -1: the file's own position */
     struct iovec remote[FAST_IOV_MAX];
+    /* sendto's address, read once; recvfrom's: where the sender's goes,
+     * its room, and where its length goes (0: no address) */
+    struct sockaddr_storage name;
+    socklen_t name_len;
+    int name_room;
+    unsigned long long name_at, namelen_at;
 } call_t;
 
 /* A write the fast path began: the bytes written, and the rest of what was
@@ -813,6 +820,28 @@ static ssize_t deliver(pid_t tid, const char *data, size_t len, const struct iov
     return n < 0 ? 0 : n;
 }
 
+/* `size` bytes of the caller's memory at `address`, whole or not at all */
+static int read_caller(pid_t tid, unsigned long long address, void *into, size_t size)
+{
+    struct iovec local = {into, size}, remote = {(void *)(uintptr_t)address, size};
+    return process_vm_readv(tid, &local, 1, &remote, 1, 0) == (ssize_t)size;
+}
+
+static int write_caller(pid_t tid, unsigned long long address, const void *from, size_t size)
+{
+    struct iovec local = {(void *)from, size}, remote = {(void *)(uintptr_t)address, size};
+    return process_vm_writev(tid, &local, 1, &remote, 1, 0) == (ssize_t)size;
+}
+
+/* recvfrom: the sender's address, cut to the caller's room, and its whole
+ * length, as the kernel's move_addr_to_user writes them */
+static int return_address(const call_t *c, const struct sockaddr_storage *from, socklen_t len)
+{
+    size_t room = (size_t)c->name_room, n = len < room ? len : room;
+    uint32_t whole = len;
+    return (!n || write_caller(c->tid, c->name_at, from, n)) && write_caller(c->tid, c->namelen_at, &whole, sizeof whole);
+}
+
 /* Take `len` peeked bytes out of the caller's channel, without copying them
  * where the kernel allows: splice to /dev/null for a pipe (which only spoils
  * RWF_NOWAIT on the read end, and our reads tee), MSG_TRUNC for TCP. */
@@ -884,14 +913,20 @@ static long long fast_read(const call_t *c)
             return TO_PYTHON; /* a fault: the kernel takes whole chunks (emulate's peek_shaped) */
         consume(e, (size_t)done);
         return done;
-    case M_DATAGRAM:
+    case M_DATAGRAM: {
         if (c->count > 256 * 1024)
             return TO_PYTHON;
-        got = recv(e->dup, buffer, c->count, MSG_DONTWAIT);
+        struct sockaddr_storage from;
+        socklen_t from_len = sizeof from;
+        got = recvfrom(e->dup, buffer, c->count, MSG_DONTWAIT, c->namelen_at ? (struct sockaddr *)&from : NULL,
+                       c->namelen_at ? &from_len : NULL);
         if (got < 0)
             return errno == EAGAIN ? WOULD_BLOCK : -errno;
         done = deliver(c->tid, buffer, (size_t)got, c->remote, c->nremote);
-        return done < got ? -EFAULT : got; /* taken whole, as the kernel takes it */
+        if (done < got || (c->namelen_at && !return_address(c, &from, from_len)))
+            return -EFAULT; /* taken whole, as the kernel takes it */
+        return got;
+    }
     case M_FILE:
         got = c->offset < 0 ? read(e->dup, buffer, c->count) : pread(e->dup, buffer, c->count, c->offset);
         if (got < 0)
@@ -954,7 +989,8 @@ static long long send_rest(const call_t *c, const char *data, size_t len, size_t
         }
         case M_STREAM:
         case M_DATAGRAM:
-            n = send(e->dup, data + *sent, len - *sent, c->sock_flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+            n = sendto(e->dup, data + *sent, len - *sent, c->sock_flags | MSG_DONTWAIT | MSG_NOSIGNAL,
+                       c->name_len ? (const struct sockaddr *)&c->name : NULL, c->name_len);
             break;
         case M_FILE:
             n = c->offset < 0 ? write(e->dup, data + *sent, len - *sent)
@@ -1022,6 +1058,27 @@ static long long attempt(const call_t *c, int *sigpipe, begun_t *begun)
 
 /* ---- decoding, with the kernel's own checks ------------------------------------ */
 
+/* A datagram's address: sendto's, read once (the very bytes it is sent
+ * to); recvfrom's room for the sender's.  0 when the arguments are bad:
+ * Python answers those (EINVAL, EFAULT) as the kernel does. */
+static int decode_address(pid_t tid, const call_spec *spec, const unsigned long long *a, call_t *c)
+{
+    if (!spec->inward) {
+        int size = (int)a[5];
+        if (size < 0 || (size_t)size > sizeof c->name || !read_caller(tid, a[4], &c->name, (size_t)size))
+            return 0;
+        c->name_len = (socklen_t)size;
+        return 1;
+    }
+    int32_t room;
+    if (!a[5] || !read_caller(tid, a[5], &room, sizeof room) || room < 0)
+        return 0;
+    c->name_room = room;
+    c->name_at = a[4];
+    c->namelen_at = a[5];
+    return 1;
+}
+
 /* Fill c from the notification; 0 when the call is not one for the fast path. */
 static int decode(const struct seccomp_notif *n, const call_spec *spec, task *t, call_t *c)
 {
@@ -1040,6 +1097,8 @@ static int decode(const struct seccomp_notif *n, const call_spec *spec, task *t,
     c->sock_flags = 0;
     c->offset = -1;
     c->nremote = 1;
+    c->name_len = 0;
+    c->name_at = c->namelen_at = 0;
     switch (spec->layout) {
     case L_BUF:
     case L_BUF_AT:
@@ -1055,12 +1114,14 @@ static int decode(const struct seccomp_notif *n, const call_spec *spec, task *t,
                 return 0;
         }
         if (spec->layout == L_SOCK) {
-            /* recv/send only: an address, or flags beyond these, are Python's */
+            /* flags beyond these are Python's */
             c->sock_flags = (int)a[3];
             int allowed = spec->inward ? MSG_DONTWAIT : (MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE);
-            if (a[4] || (c->sock_flags & ~allowed) || (c->e->mode != M_STREAM && c->e->mode != M_DATAGRAM))
+            if ((c->sock_flags & ~allowed) || (c->e->mode != M_STREAM && c->e->mode != M_DATAGRAM))
                 return 0;
-            c->kind = spec->kind_noaddr;
+            c->kind = a[4] ? spec->kind : spec->kind_noaddr;
+            if (a[4] && (!spec->addressed || c->e->mode != M_DATAGRAM || !decode_address(t->tid, spec, a, c)))
+                return 0;
         }
         return 1;
     case L_IOV: {
@@ -1445,7 +1506,7 @@ static void serve_peers(const call_t *done, handoffs_t *h)
 
 /* What the fast path did that Python's view must learn; Python takes the
  * notes (take_notes) before it next looks at a process. */
-enum { NOTE_CLOSE = 1, NOTE_EXIT_GROUP, NOTE_THREAD_EXIT, NOTE_FD_MADE };
+enum { NOTE_CLOSE = 1, NOTE_EXIT_GROUP, NOTE_THREAD_EXIT, NOTE_FD_MADE, NOTE_CONNECTED };
 typedef struct {
     int what, pid, tid, value;
     unsigned long long seq;
@@ -1828,6 +1889,8 @@ static void settle_pending(task *t, int thread_gone)
         picture_add(p, made[i]);
         add_note(NOTE_FD_MADE, p->pid, t->tid, made[i], pd->seq);
     }
+    if (pd->layout == L_CONNECT) /* over: a view made while it ran is stale */
+        add_note(NOTE_CONNECTED, p->pid, t->tid, pd->expected, pd->seq);
     char line[FIELDS_MAX + 512];
     out_t o = {line, line + sizeof line - 1};
     put_call_head(&o, p->pid, t->tid, pd->name, pd->seq);
@@ -2548,22 +2611,22 @@ static PyObject *f_init(PyObject *self, PyObject *args)
     handler = callback;
     stopping = 0;
     memset(specs, 0, sizeof specs);
-    /* table: [(nr, layout, inward, kind, kind_without_address, name)] */
+    /* table: [(nr, layout, inward, kind, kind_without_address, name, addressed)] */
     PyObject *fast = PySequence_Fast(table, "table must be a sequence");
     if (!fast)
         return NULL;
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast); i++) {
-        int nr, layout, inward, kind, kind_noaddr;
+        int nr, layout, inward, kind, kind_noaddr, addressed;
         const char *name;
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i), "iiiiis", &nr, &layout, &inward, &kind,
-                              &kind_noaddr, &name)) {
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i), "iiiiisp", &nr, &layout, &inward, &kind,
+                              &kind_noaddr, &name, &addressed)) {
             Py_DECREF(fast);
             return NULL;
         }
         if (nr < 0 || nr >= MAX_NR || kind < 0 || kind >= MAX_KINDS || kind_noaddr < 0 || kind_noaddr >= MAX_KINDS)
             continue;
         specs[nr] = (call_spec){.layout = (uint8_t)layout, .inward = (uint8_t)inward, .kind = (int8_t)kind,
-                                .kind_noaddr = (int8_t)kind_noaddr};
+                                .kind_noaddr = (int8_t)kind_noaddr, .addressed = (uint8_t)addressed};
         snprintf(specs[nr].name, sizeof specs[nr].name, "%s", name);
     }
     Py_DECREF(fast);
@@ -3176,6 +3239,7 @@ PyMODINIT_FUNC PyInit__fastpath(void)
         PyModule_AddIntConstant(m, "L_FCNTL_DUPFD", L_FCNTL_DUPFD) < 0 ||
         PyModule_AddIntConstant(m, "L_DUP2", L_DUP2) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_FD_MADE", NOTE_FD_MADE) < 0 ||
+        PyModule_AddIntConstant(m, "NOTE_CONNECTED", NOTE_CONNECTED) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_CLOSE", NOTE_CLOSE) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_EXIT_GROUP", NOTE_EXIT_GROUP) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_THREAD_EXIT", NOTE_THREAD_EXIT) < 0 ||

@@ -96,20 +96,23 @@ FAST_LIFECYCLE = {
 }
 
 
-def fast_path_table(lifecycle_names=FAST_LIFECYCLE.keys()) -> list[tuple]:
+def fast_path_table(lifecycle_names=FAST_LIFECYCLE.keys(), send_addresses: bool = True) -> list[tuple]:
     """The calls the fast path may take, from the one syscall table:
-    (nr, layout, inward, kind index, kind index without an address, name).
+    (nr, layout, inward, kind index, kind index without an address, name,
+    whether it may take the call with an address).
     The lifecycle calls in lifecycle_names it records and lets run, as
     on_fd_close, on_exit, on_socket_op and on_fd_new would, and tells Python
-    what its view must learn (take_notes)."""
-    rows = [(syscalls.BY_NAME[name].nr, layout, False, 0, 0, name) for name, layout in FAST_LIFECYCLE.items()
+    what its view must learn (take_notes).  A datagram's sender address,
+    which recvfrom returns, decides nothing; sendto's may (send_addresses
+    False: a policy rule looks at it, and Python decides on each)."""
+    rows = [(syscalls.BY_NAME[name].nr, layout, False, 0, 0, name, False) for name, layout in FAST_LIFECYCLE.items()
             if name in lifecycle_names]
     for s in syscalls.TABLE:
         if s.layout in FAST_LAYOUTS:
             inward = s.direction is syscalls.Direction.IN
             without_address = ("recv" if inward else "send") if s.layout is syscalls.Layout.SOCK else s.name
             rows.append((s.nr, FAST_LAYOUTS[s.layout], inward, syscalls.KIND_INDEX[s.name],
-                         syscalls.KIND_INDEX[without_address], s.name))
+                         syscalls.KIND_INDEX[without_address], s.name, inward or send_addresses))
     return rows
 
 
@@ -127,6 +130,8 @@ class Process:
     # The parent's view at fork, adopted at an fd's first use if the file is
     # still the same: most inherited fds are never used by the child.
     inherited: dict[int, Classification] = attrs.Factory(dict)
+    # Sockets connected or bound since they were classified: classified afresh at their next use.
+    endpoints_changed: set[int] = attrs.Factory(set)
     tids: set[int] = attrs.Factory(set)
     exec_attempt: "ExecAttempt | None" = None
     exit_code: int | None = None
@@ -268,12 +273,16 @@ class Supervisor:
         self.receiver_ident = threading.get_ident()
         try:
             lifecycle = FAST_LIFECYCLE.keys() if FASTPATH else ()
+            send_addresses = True
             if self.policy is not None:
                 from . import policy  # only with --policy: YAML and all
 
                 lifecycle = [name for name in lifecycle if policy.leaves_alone(self.policy, name)]
+                send_addresses = not (policy.reads_address(self.policy, "sendto") or
+                                      policy.reads_path(self.policy, "sendto"))
             self.fast_lifecycle = frozenset(lifecycle)
-            fastpath.init(self.listener.fd, self.on_notification, fast_path_table(lifecycle), syscalls.CALL_KINDS)
+            fastpath.init(self.listener.fd, self.on_notification, fast_path_table(lifecycle, send_addresses),
+                          syscalls.CALL_KINDS)
             fastpath.run()
         except BaseException as error:  # a dead receiver must not leave the run hanging
             self.recorder.internal_error(self.root_pid, "receiver", error)
@@ -305,6 +314,8 @@ class Supervisor:
                 self._drop_fd(process, value, seq)
             elif what == fastpath.NOTE_FD_MADE:
                 self._forget_fd_view(process, value)  # a number reused: classified afresh
+            elif what == fastpath.NOTE_CONNECTED:
+                self._endpoints_change(process, value)
             elif what == fastpath.NOTE_EXIT_GROUP:
                 process.exit_code = value
             elif what == fastpath.NOTE_THREAD_EXIT:
@@ -447,7 +458,8 @@ class Supervisor:
 
     def _inherit_fds(self, child: Process, parent: Process) -> None:
         """A fork child starts with its parent's view of its fds (see open_fd)."""
-        child.inherited = {**parent.inherited, **parent.fds}
+        child.inherited = {fd: c for fd, c in {**parent.inherited, **parent.fds}.items()
+                           if fd not in parent.endpoints_changed}
         fastpath.picture_copy(child.pid, parent.pid)
 
     def _adopt_inherited(self, process: Process, fd: int, identity: tuple[int, int]) -> Classification | None:
@@ -525,7 +537,7 @@ class Supervisor:
             st = os.fstat(dup)
             identity = (st.st_dev, st.st_ino)
             c = process.fds.get(fd) or self._adopt_inherited(process, fd, identity)
-            if c is None or c.identity != identity or _endpoints_incomplete(c):
+            if c is None or c.identity != identity or fd in process.endpoints_changed or _endpoints_incomplete(c):
                 c = self._classify(process, fd, dup, previous=c, st=st)
             flags = fcntl.fcntl(dup, fcntl.F_GETFL)
             self._offer_to_fast_path(process, fd, dup, c)
@@ -584,6 +596,7 @@ class Supervisor:
                   st: os.stat_result | None = None) -> Classification:
         c = classify(kernel.fd_facts(process.pid, fd, dup, st))
         process.fds[fd] = c
+        process.endpoints_changed.discard(fd)
         if previous is not None and previous.identity == c.identity:
             if previous != c:
                 self.recorder.fd_reclassified(process.pid, fd, c)
@@ -594,6 +607,7 @@ class Supervisor:
     def _forget_fd_view(self, process: Process, fd: int) -> None:
         """A new file on this number: whatever was cached for it is stale."""
         process.inherited.pop(fd, None)
+        process.endpoints_changed.discard(fd)
         if fd in process.fds:
             self._drop_fd(process, fd, None)
         else:
@@ -602,8 +616,19 @@ class Supervisor:
     def _drop_fd(self, process: Process, fd: int, seq: int | None) -> None:
         fastpath.drop_fds(process.pid, fd, fd)
         process.inherited.pop(fd, None)
+        process.endpoints_changed.discard(fd)
         if process.fds.pop(fd, None) is not None:
             self.recorder.fd_closed(process.pid, fd, seq)
+
+    @staticmethod
+    def _endpoints_change(process: Process, fd: int) -> None:
+        """connect, bind: the socket's ends change, when the call begins (no
+        fast path for it meanwhile) and again once it is over (a view made
+        in between is stale).  Classified afresh at its next use."""
+        fastpath.drop_fds(process.pid, fd, fd)
+        process.inherited.pop(fd, None)
+        if fd in process.fds:
+            process.endpoints_changed.add(fd)
 
     # ------------------------------------------------------------------ policy
 
@@ -1146,7 +1171,7 @@ class Supervisor:
         process = task.process
         fd = as_int(spec.arg("fd", n.args))
         seq = fastpath.take_seq(process.pid)
-        fastpath.drop_fds(process.pid, fd, fd)  # its endpoints are about to change
+        self._endpoints_change(process, fd)
         fields = {"fd": fd, "address": format_sockaddr(address)}
         in_file_system = socket_file is not None and socket_file.reached is not None
         try:
@@ -1173,6 +1198,7 @@ class Supervisor:
                 os.close(dup)
                 if socket_file is not None:
                     socket_file.close()
+        self._endpoints_change(process, fd)
         self.recorder.other_call(process.pid, n.tid, seq, spec.name, None, result, **fields)
         self.listener.answer(n.id, result)
 
@@ -1182,7 +1208,7 @@ class Supervisor:
         process = task.process
         fd = as_int(spec.arg("fd", n.args))
         seq = fastpath.take_seq(process.pid)
-        fastpath.drop_fds(process.pid, fd, fd)  # its endpoints are about to change
+        self._endpoints_change(process, fd)
         try:
             opened = self.open_fd(process, fd)
         except Immediate as answer:
@@ -1363,6 +1389,7 @@ class Supervisor:
             self._accepted(parked, result, interrupted)
             return
         if isinstance(op, ConnectOp):
+            self._endpoints_change(parked.task.process, op.fd.fd)
             fields = {"fd": op.fd.fd, "address": format_sockaddr(op.address)}
             if op.socket_file is not None:
                 fields["file"] = op.socket_file.path
@@ -1629,6 +1656,7 @@ class Supervisor:
                     result = fields["newfd"]
                     self._fd_made(task.process, result)
             elif spec.name == "connect":
+                self._endpoints_change(task.process, fields["fd"])
                 result = self._connect_outcome(task.process, fields["fd"])
             elif spec.handling is Handling.SPAWN:
                 result = self._spawn_outcome(task, outcome)
@@ -1708,8 +1736,7 @@ class Supervisor:
     def on_socket_op(self, n: Notification, spec, task: Task, seq: int) -> None:
         fields = _lifecycle_fields(spec, n, task)
         if spec.name != "shutdown":
-            # Its endpoints are about to change: classified afresh at its next use.
-            fastpath.drop_fds(task.process.pid, fields["fd"], fields["fd"])
+            self._endpoints_change(task.process, fields["fd"])
         if spec.name == "connect":
             self._expect(task, PendingOutcome(seq, spec, fields))
         else:
@@ -2014,10 +2041,15 @@ def _same_file(pid: int, fd_a: int, fd_b: int) -> bool:
 
 
 def _endpoints_incomplete(c: Classification) -> bool:
-    """A socket not yet connected (or bound) is looked at again on each use."""
-    return c.io_mode in (IoMode.STREAM, IoMode.DATAGRAM, IoMode.PASSTHROUGH) and c.fd_class is FdClass.NET and (
-        c.remote is None or (c.local or "").endswith(":0")
-    )
+    """A socket whose ends may change unseen is looked at again on each
+    use: one not yet bound (a send or a connect binds it) and, but for a
+    datagram socket, one not yet connected.  A connect or a bind is seen
+    (Supervisor._endpoints_change)."""
+    if c.fd_class is not FdClass.NET or c.io_mode not in (IoMode.STREAM, IoMode.DATAGRAM, IoMode.PASSTHROUGH):
+        return False
+    if c.io_mode is IoMode.DATAGRAM:
+        return c.local is None or c.local.endswith(":0")
+    return c.remote is None or (c.local or "").endswith(":0")
 
 
 def _image_fingerprint(tid: int) -> bytes:

@@ -530,6 +530,23 @@ def test_peek_trunc_and_receive_timeout(prog, superv, static):
 
 
 @BUILDS
+def test_datagrams_that_name_their_addresses(prog, superv, static):
+    """sendto an address and recvfrom the sender's, as UDP servers do: the
+    address comes back cut to the caller's room with its whole length; bad
+    address lengths fail with EINVAL, an unreadable address with EFAULT; an
+    unbound socket is bound by its first send.  Connected to b, then to c,
+    then disconnected, socket a's records say where it sent each time."""
+    classes = {"a": "net", "b": "net", "c": "net", "unbound": "net"}
+    native, traced, record = exact(prog, superv, static, ["udpaddr"], classes, deterministic=True)
+    assert traced.fds["a"]["results"][-9:] == [10, 10, -errno.EINVAL, -errno.EINVAL, -errno.EFAULT,
+                                               30, 31, -errno.EDESTADDRREQ, 33]
+    a, b, c = (traced.fds[label] for label in "abc")
+    b_end, c_end = (record.lifetimes[(f["pid"], f["fd"])][-1].calls[0]["detail"].split()[1] for f in (b, c))
+    remotes = [e["detail"].partition(" -> ")[2] or None for e in record.lifetimes[(a["pid"], a["fd"])][-1].calls]
+    assert remotes == [None] * 45 + [b_end, c_end, None, None]
+
+
+@BUILDS
 def test_a_send_timeout_ends_a_partial_send_as_natively(prog, superv, static):
     """SO_SNDTIMEO on a unix stream nobody reads yet: a 1 MB send fills it,
     waits 50 ms for room and returns the part that went out; the next send,

@@ -429,6 +429,51 @@ def test_sendmmsg_stops_at_the_first_message_to_a_denied_address(superv, tmp_pat
                     (-errno.ECONNREFUSED, {"rule": "local-only", "action": "deny"})]
 
 
+SENDTO_CLIENT = """\
+import socket
+receivers = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+receivers[0].bind(("127.0.0.1", 0))
+receivers[1].bind(("127.0.0.2", receivers[0].getsockname()[1]))
+sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sender.bind(("127.0.0.1", 0))
+sent = refused = 0
+for i in range(200):
+    try:
+        sender.sendto(b"x" * 64, receivers[i % 2].getsockname())
+        sent += 1
+    except PermissionError:
+        refused += 1
+arrived = []
+for receiver in receivers:
+    receiver.setblocking(False)
+    n = 0
+    try:
+        while receiver.recv(64):
+            n += 1
+    except BlockingIOError:
+        pass
+    arrived.append(n)
+print("sent", sent, "refused", refused, "arrived", *arrived)
+"""
+
+
+def test_a_rule_on_the_address_decides_each_datagram(superv, tmp_path):
+    """A bound UDP socket whose calls the fast path serves: a rule on
+    sendto's address still decides every datagram on the address it names,
+    and none reaches 127.0.0.2."""
+    with_rules = policy_option(tmp_path, (
+        'version: 1\nrules:\n  - {name: not-two, syscalls: [sendto], addr: [127.0.0.2/32], action: deny}\n'
+    ))
+    client = tmp_path / "sendto.py"
+    client.write_text(SENDTO_CLIENT)
+    assert native([sys.executable, client]).stdout == b"sent 200 refused 0 arrived 100 100\n"
+    run = superv([sys.executable, client], options=with_rules)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == b"sent 100 refused 100 arrived 100 0\n"
+    denials = [e for e in policy_events(run) if e["policy"]["action"] == "deny"]
+    assert len(denials) == 100 and all(e["policy"]["rule"] == "not-two" for e in denials)
+
+
 def test_the_summary_counts_every_call_each_rule_decided(superv, tmp_path):
     """An allow rule counts too, whether the fast path or Python served the
     call: the counts add up to the run's call records.  (Under audit.yaml

@@ -1258,6 +1258,70 @@ static int mode_packetpipe(void) {
     return failures ? 1 : 0;
 }
 
+/* -- udpaddr: datagrams that name their addresses ---------------------------
+ * sendto to an address, recvfrom of the sender's (cut to the room the
+ * caller gives, its whole length returned), sendto's bad address lengths;
+ * an unbound sender (bound by its first send); then the bound socket is
+ * connected, connected elsewhere and disconnected, which changes its ends. */
+
+static int mode_udpaddr(void) {
+    unsigned char data[1500], buf[1500];
+    fill(data, sizeof data, 43);
+    struct sockaddr_in a_addr, b_addr, c_addr;
+    int a = udp_socket(&a_addr, 0), b = udp_socket(&b_addr, 0), c = udp_socket(&c_addr, 0);
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    struct fdstat sa, sb, sc, su;
+    fdstat_init(&sa, "a", a);
+    fdstat_init(&sb, "b", b);
+    fdstat_init(&sc, "c", c);
+    fdstat_init(&su, "unbound", u);
+    for (int i = 0; i < 40; i++) {
+        size_t n = 1 + (size_t)(i * 97) % 1400;
+        check(t_sendto(&sa, data + i, n, 0, (struct sockaddr *)&b_addr, sizeof b_addr) == (ssize_t)n, "sendto");
+        struct sockaddr_in from;
+        socklen_t len = sizeof from;
+        memset(&from, 0, sizeof from);
+        check(t_recvfrom(&sb, buf, sizeof buf, 0, (struct sockaddr *)&from, &len) == (ssize_t)n &&
+                  memcmp(buf, data + i, n) == 0, "recvfrom");
+        check(len == sizeof from && from.sin_port == a_addr.sin_port && from.sin_addr.s_addr == a_addr.sin_addr.s_addr,
+              "recvfrom: not the sender's address");
+    }
+    /* Less room than the address: cut to it; the whole length comes back. */
+    unsigned char raw[sizeof(struct sockaddr_in)];
+    for (socklen_t room = 0; room <= 6; room += 6) {
+        check(t_sendto(&sa, data, 10, 0, (struct sockaddr *)&b_addr, sizeof b_addr) == 10, "sendto 10");
+        memset(raw, 0xEE, sizeof raw);
+        socklen_t len = room;
+        check(t_recvfrom(&sb, buf, sizeof buf, 0, (struct sockaddr *)raw, &len) == 10, "recvfrom, little room");
+        check(len == sizeof a_addr && memcmp(raw, &a_addr, room) == 0 && raw[room] == 0xEE,
+              "recvfrom: the address not cut to its room");
+    }
+    /* Bad lengths fail before anything is sent; so does an unreadable address. */
+    check(t_sendto(&sa, data, 10, 0, (struct sockaddr *)&b_addr, (socklen_t)-1) < 0 && errno == EINVAL, "len -1");
+    check(t_sendto(&sa, data, 10, 0, (struct sockaddr *)&b_addr, 200) < 0 && errno == EINVAL, "len 200");
+    check(t_sendto(&sa, data, 10, 0, (struct sockaddr *)8, sizeof b_addr) < 0 && errno == EFAULT, "address at 8");
+    /* Not bound: its first send binds it. */
+    for (int i = 0; i < 3; i++) {
+        check(t_sendto(&su, data, 20, 0, (struct sockaddr *)&b_addr, sizeof b_addr) == 20, "unbound sendto");
+        check(t_recv(&sb, buf, sizeof buf, 0) == 20, "from the unbound");
+    }
+    /* Connected to b, then to c, then disconnected: where each send goes. */
+    check(connect(a, (struct sockaddr *)&b_addr, sizeof b_addr) == 0, "connect to b");
+    check(t_send(&sa, data, 30, 0) == 30 && t_recv(&sb, buf, sizeof buf, 0) == 30, "connected to b");
+    check(connect(a, (struct sockaddr *)&c_addr, sizeof c_addr) == 0, "connect to c");
+    check(t_send(&sa, data, 31, 0) == 31 && t_recv(&sc, buf, sizeof buf, 0) == 31, "connected to c");
+    struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+    check(connect(a, &unspec, sizeof unspec) == 0, "disconnect");
+    check(t_send(&sa, data, 32, 0) < 0 && errno == EDESTADDRREQ, "disconnected: no EDESTADDRREQ");
+    check(t_sendto(&sa, data, 33, 0, (struct sockaddr *)&b_addr, sizeof b_addr) == 33 &&
+              t_recv(&sb, buf, sizeof buf, 0) == 33, "disconnected, sendto b");
+    report(&sa);
+    report(&sb);
+    report(&sc);
+    report(&su);
+    return failures ? 1 : 0;
+}
+
 /* -- sendtimeout: SO_SNDTIMEO on a stream nobody reads yet ----------------- */
 
 static int mode_sendtimeout(void) {
@@ -1373,6 +1437,7 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "midread")) return mode_midread();
     if (!strcmp(mode, "recvflags")) return mode_recvflags();
     if (!strcmp(mode, "sendtimeout")) return mode_sendtimeout();
+    if (!strcmp(mode, "udpaddr")) return mode_udpaddr();
     if (!strcmp(mode, "exitcode")) return mode_exitcode(atoi(arg));
     fprintf(stderr, "exact_io: unknown mode %s\n", mode);
     return 2;
