@@ -78,7 +78,7 @@
 #endif
 
 /* How a call's arguments describe its buffer (syscalls.Layout, fast ones). */
-enum { L_NONE = 0, L_BUF, L_BUF_AT, L_IOV, L_SOCK, L_CLOSE, L_EXIT, L_EXIT_GROUP, L_SHUTDOWN,
+enum { L_NONE = 0, L_BUF, L_BUF_AT, L_IOV, L_SOCK, L_MSG, L_CLOSE, L_EXIT, L_EXIT_GROUP, L_SHUTDOWN,
        /* calls that make fds (see pending_call), by where their arguments are */
        L_OPEN_PATH0, L_OPEN_PATH1, L_SOCKET, L_ACCEPT, L_PIPE, L_SOCKETPAIR,
        L_DUP, L_FCNTL_DUPFD, /* the lowest free number (at or above fcntl's base) */
@@ -594,6 +594,7 @@ typedef struct {
     socklen_t name_len;
     int name_room;
     unsigned long long name_at, namelen_at;
+    unsigned long long header_at; /* recvmsg's struct msghdr, where msg_flags and msg_controllen go */
 } call_t;
 
 /* A write the fast path began: the bytes written, and the rest of what was
@@ -735,7 +736,7 @@ static void record(proc *p, const call_t *c, long long result, unsigned long lon
     put_u64(&o, k->bytes_in);
     PUT(&o, ",\"fd_out\":");
     put_u64(&o, k->bytes_out);
-    if (c->spec->layout == L_SOCK) {
+    if (c->spec->layout == L_SOCK || c->spec->layout == L_MSG) {
         PUT(&o, ",\"flags\":");
         put_i64(&o, c->sock_flags);
     }
@@ -842,6 +843,30 @@ static int return_address(const call_t *c, const struct sockaddr_storage *from, 
     return (!n || write_caller(c->tid, c->name_at, from, n)) && write_caller(c->tid, c->namelen_at, &whole, sizeof whole);
 }
 
+/* recvmsg: msg_flags, and msg_controllen (no control data: 0), as the
+ * kernel's ____sys_recvmsg writes them after the data */
+static int return_header(const call_t *c, int msg_flags)
+{
+    uint32_t flags = (uint32_t)msg_flags;
+    unsigned long long controllen = 0;
+    return write_caller(c->tid, c->header_at + 48, &flags, sizeof flags) &&
+           write_caller(c->tid, c->header_at + 40, &controllen, sizeof controllen);
+}
+
+/* A socket receive on our duplicate, with the sender's address when `from`
+ * is given, and the message flags the kernel set */
+static ssize_t socket_receive(int fd, size_t len, int flags, struct sockaddr_storage *from, socklen_t *from_len,
+                              int *msg_flags)
+{
+    struct iovec v = {buffer, len};
+    struct msghdr m = {.msg_name = from, .msg_namelen = from ? sizeof *from : 0, .msg_iov = &v, .msg_iovlen = 1};
+    ssize_t got = recvmsg(fd, &m, flags);
+    if (from_len)
+        *from_len = m.msg_namelen;
+    *msg_flags = m.msg_flags;
+    return got;
+}
+
 /* Take `len` peeked bytes out of the caller's channel, without copying them
  * where the kernel allows: splice to /dev/null for a pipe (which only spoils
  * RWF_NOWAIT on the read end, and our reads tee), MSG_TRUNC for TCP. */
@@ -902,29 +927,31 @@ static long long fast_read(const call_t *c)
         consume(e, (size_t)done);
         return done ? done : -EFAULT;
     }
-    case M_STREAM:
-        got = recv(e->dup, buffer, c->count, MSG_PEEK | MSG_DONTWAIT);
+    case M_STREAM: {
+        int msg_flags;
+        got = socket_receive(e->dup, c->count, MSG_PEEK | MSG_DONTWAIT, NULL, NULL, &msg_flags);
         if (got < 0)
             return errno == EAGAIN ? WOULD_BLOCK : -errno;
-        if (got == 0)
-            return 0;
         done = deliver(c->tid, buffer, (size_t)got, c->remote, c->nremote);
         if (done < got)
             return TO_PYTHON; /* a fault: the kernel takes whole chunks (emulate's peek_shaped) */
         consume(e, (size_t)done);
-        return done;
+        return c->header_at && !return_header(c, msg_flags) ? -EFAULT : done;
+    }
     case M_DATAGRAM: {
         if (c->count > 256 * 1024)
             return TO_PYTHON;
         struct sockaddr_storage from;
-        socklen_t from_len = sizeof from;
-        got = recvfrom(e->dup, buffer, c->count, MSG_DONTWAIT, c->namelen_at ? (struct sockaddr *)&from : NULL,
-                       c->namelen_at ? &from_len : NULL);
+        socklen_t from_len;
+        int msg_flags;
+        got = socket_receive(e->dup, c->count, MSG_DONTWAIT, c->namelen_at ? &from : NULL, &from_len, &msg_flags);
         if (got < 0)
             return errno == EAGAIN ? WOULD_BLOCK : -errno;
         done = deliver(c->tid, buffer, (size_t)got, c->remote, c->nremote);
-        if (done < got || (c->namelen_at && !return_address(c, &from, from_len)))
-            return -EFAULT; /* taken whole, as the kernel takes it */
+        /* taken whole, as the kernel takes it, whatever faults */
+        if (done < got || (c->namelen_at && !return_address(c, &from, from_len)) ||
+            (c->header_at && !return_header(c, msg_flags)))
+            return -EFAULT;
         return got;
     }
     case M_FILE:
@@ -1079,6 +1106,59 @@ static int decode_address(pid_t tid, const call_spec *spec, const unsigned long 
     return 1;
 }
 
+/* The caller's iovec array: c->remote, c->nremote and c->count. */
+static int decode_iovecs(pid_t tid, unsigned long long at, unsigned long long vlen, call_t *c)
+{
+    if (vlen == 0 || vlen > FAST_IOV_MAX || !read_caller(tid, at, c->remote, vlen * sizeof(struct iovec)))
+        return 0;
+    c->count = 0;
+    for (unsigned long long i = 0; i < vlen; i++) {
+        uintptr_t base = (uintptr_t)c->remote[i].iov_base;
+        if ((ssize_t)c->remote[i].iov_len < 0 || base + c->remote[i].iov_len > TASK_SIZE_MAX)
+            return 0;
+        c->count += c->remote[i].iov_len;
+    }
+    c->nremote = (int)vlen;
+    return c->count && c->count <= CHUNK;
+}
+
+/* recv/send flags the fast path knows (any other is Python's), on a socket */
+static int socket_call(const call_spec *spec, int flags, call_t *c)
+{
+    int allowed = spec->inward ? MSG_DONTWAIT : (MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE);
+    c->sock_flags = flags;
+    return !(flags & ~allowed) && (c->e->mode == M_STREAM || c->e->mode == M_DATAGRAM);
+}
+
+/* sendmsg/recvmsg without control data.  A name: as for sendto/recvfrom. */
+static int decode_message(pid_t tid, const call_spec *spec, const unsigned long long *a, call_t *c)
+{
+    struct {
+        unsigned long long name;
+        uint32_t namelen, pad;
+        unsigned long long iov, iovlen, control, controllen;
+    } h;
+    if (!read_caller(tid, a[1], &h, sizeof h) || h.controllen || !socket_call(spec, (int)a[2], c) ||
+        !decode_iovecs(tid, h.iov, h.iovlen, c))
+        return 0;
+    if (spec->inward)
+        c->header_at = a[1];
+    if (!h.name || (!spec->inward && !h.namelen))
+        return 1;
+    if (!spec->addressed || c->e->mode != M_DATAGRAM || (int32_t)h.namelen < 0)
+        return 0;
+    if (spec->inward) {
+        c->name_room = (int)h.namelen;
+        c->name_at = h.name;
+        c->namelen_at = a[1] + 8;
+        return 1;
+    }
+    if (h.namelen > sizeof c->name || !read_caller(tid, h.name, &c->name, h.namelen))
+        return 0;
+    c->name_len = h.namelen;
+    return 1;
+}
+
 /* Fill c from the notification; 0 when the call is not one for the fast path. */
 static int decode(const struct seccomp_notif *n, const call_spec *spec, task *t, call_t *c)
 {
@@ -1098,7 +1178,7 @@ static int decode(const struct seccomp_notif *n, const call_spec *spec, task *t,
     c->offset = -1;
     c->nremote = 1;
     c->name_len = 0;
-    c->name_at = c->namelen_at = 0;
+    c->name_at = c->namelen_at = c->header_at = 0;
     switch (spec->layout) {
     case L_BUF:
     case L_BUF_AT:
@@ -1114,36 +1194,17 @@ static int decode(const struct seccomp_notif *n, const call_spec *spec, task *t,
                 return 0;
         }
         if (spec->layout == L_SOCK) {
-            /* flags beyond these are Python's */
-            c->sock_flags = (int)a[3];
-            int allowed = spec->inward ? MSG_DONTWAIT : (MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE);
-            if ((c->sock_flags & ~allowed) || (c->e->mode != M_STREAM && c->e->mode != M_DATAGRAM))
+            if (!socket_call(spec, (int)a[3], c))
                 return 0;
             c->kind = a[4] ? spec->kind : spec->kind_noaddr;
             if (a[4] && (!spec->addressed || c->e->mode != M_DATAGRAM || !decode_address(t->tid, spec, a, c)))
                 return 0;
         }
         return 1;
-    case L_IOV: {
-        unsigned long long vlen = a[2];
-        if (vlen == 0 || vlen > FAST_IOV_MAX)
-            return 0;
-        struct iovec local = {.iov_base = c->remote, .iov_len = vlen * sizeof(struct iovec)};
-        struct iovec where = {.iov_base = (void *)(uintptr_t)a[1], .iov_len = local.iov_len};
-        if (process_vm_readv(t->tid, &local, 1, &where, 1, 0) != (ssize_t)local.iov_len)
-            return 0;
-        c->count = 0;
-        for (unsigned long long i = 0; i < vlen; i++) {
-            uintptr_t base = (uintptr_t)c->remote[i].iov_base;
-            if ((ssize_t)c->remote[i].iov_len < 0 || base + c->remote[i].iov_len > TASK_SIZE_MAX)
-                return 0;
-            c->count += c->remote[i].iov_len;
-        }
-        if (c->count == 0 || c->count > CHUNK)
-            return 0;
-        c->nremote = (int)vlen;
-        return 1;
-    }
+    case L_IOV:
+        return decode_iovecs(t->tid, a[1], a[2], c);
+    case L_MSG:
+        return decode_message(t->tid, spec, a, c);
     }
     return 0;
 }
@@ -3225,7 +3286,7 @@ PyMODINIT_FUNC PyInit__fastpath(void)
         PyModule_AddObject(m, "Counters", (PyObject *)&CountersType) < 0 ||
         PyModule_AddIntConstant(m, "CHUNK", CHUNK) < 0 || PyModule_AddIntConstant(m, "L_BUF", L_BUF) < 0 ||
         PyModule_AddIntConstant(m, "L_BUF_AT", L_BUF_AT) < 0 || PyModule_AddIntConstant(m, "L_IOV", L_IOV) < 0 ||
-        PyModule_AddIntConstant(m, "L_SOCK", L_SOCK) < 0 || PyModule_AddIntConstant(m, "M_PIPE", M_PIPE) < 0 ||
+        PyModule_AddIntConstant(m, "L_SOCK", L_SOCK) < 0 || PyModule_AddIntConstant(m, "L_MSG", L_MSG) < 0 || PyModule_AddIntConstant(m, "M_PIPE", M_PIPE) < 0 ||
         PyModule_AddIntConstant(m, "L_CLOSE", L_CLOSE) < 0 || PyModule_AddIntConstant(m, "L_EXIT", L_EXIT) < 0 ||
         PyModule_AddIntConstant(m, "L_EXIT_GROUP", L_EXIT_GROUP) < 0 ||
         PyModule_AddIntConstant(m, "L_SHUTDOWN", L_SHUTDOWN) < 0 ||

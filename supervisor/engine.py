@@ -66,6 +66,7 @@ FAST_LAYOUTS = {
     syscalls.Layout.BUF_AT: fastpath.L_BUF_AT,
     syscalls.Layout.IOV: fastpath.L_IOV,
     syscalls.Layout.SOCK: fastpath.L_SOCK,
+    syscalls.Layout.MSG: fastpath.L_MSG,
 }
 
 
@@ -96,15 +97,16 @@ FAST_LIFECYCLE = {
 }
 
 
-def fast_path_table(lifecycle_names=FAST_LIFECYCLE.keys(), send_addresses: bool = True) -> list[tuple]:
+def fast_path_table(lifecycle_names=FAST_LIFECYCLE.keys(), decided_on_address=frozenset()) -> list[tuple]:
     """The calls the fast path may take, from the one syscall table:
     (nr, layout, inward, kind index, kind index without an address, name,
     whether it may take the call with an address).
     The lifecycle calls in lifecycle_names it records and lets run, as
     on_fd_close, on_exit, on_socket_op and on_fd_new would, and tells Python
     what its view must learn (take_notes).  A datagram's sender address,
-    which recvfrom returns, decides nothing; sendto's may (send_addresses
-    False: a policy rule looks at it, and Python decides on each)."""
+    which recvfrom and recvmsg return, decides nothing; the address of a
+    send in decided_on_address does (a policy rule looks at it): Python
+    decides on each."""
     rows = [(syscalls.BY_NAME[name].nr, layout, False, 0, 0, name, False) for name, layout in FAST_LIFECYCLE.items()
             if name in lifecycle_names]
     for s in syscalls.TABLE:
@@ -112,7 +114,7 @@ def fast_path_table(lifecycle_names=FAST_LIFECYCLE.keys(), send_addresses: bool 
             inward = s.direction is syscalls.Direction.IN
             without_address = ("recv" if inward else "send") if s.layout is syscalls.Layout.SOCK else s.name
             rows.append((s.nr, FAST_LAYOUTS[s.layout], inward, syscalls.KIND_INDEX[s.name],
-                         syscalls.KIND_INDEX[without_address], s.name, inward or send_addresses))
+                         syscalls.KIND_INDEX[without_address], s.name, inward or s.name not in decided_on_address))
     return rows
 
 
@@ -273,15 +275,16 @@ class Supervisor:
         self.receiver_ident = threading.get_ident()
         try:
             lifecycle = FAST_LIFECYCLE.keys() if FASTPATH else ()
-            send_addresses = True
+            decided_on_address = frozenset()
             if self.policy is not None:
                 from . import policy  # only with --policy: YAML and all
 
                 lifecycle = [name for name in lifecycle if policy.leaves_alone(self.policy, name)]
-                send_addresses = not (policy.reads_address(self.policy, "sendto") or
-                                      policy.reads_path(self.policy, "sendto"))
+                decided_on_address = frozenset(
+                    name for name in policy.ADDRESS_IN_MESSAGE
+                    if policy.reads_address(self.policy, name) or policy.reads_path(self.policy, name))
             self.fast_lifecycle = frozenset(lifecycle)
-            fastpath.init(self.listener.fd, self.on_notification, fast_path_table(lifecycle, send_addresses),
+            fastpath.init(self.listener.fd, self.on_notification, fast_path_table(lifecycle, decided_on_address),
                           syscalls.CALL_KINDS)
             fastpath.run()
         except BaseException as error:  # a dead receiver must not leave the run hanging

@@ -439,7 +439,10 @@ sender.bind(("127.0.0.1", 0))
 sent = refused = 0
 for i in range(200):
     try:
-        sender.sendto(b"x" * 64, receivers[i % 2].getsockname())
+        if i % 4 < 2:
+            sender.sendto(b"x" * 64, receivers[i % 2].getsockname())
+        else:
+            sender.sendmsg([b"x" * 32, b"y" * 32], [], 0, receivers[i % 2].getsockname())
         sent += 1
     except PermissionError:
         refused += 1
@@ -458,11 +461,12 @@ print("sent", sent, "refused", refused, "arrived", *arrived)
 
 
 def test_a_rule_on_the_address_decides_each_datagram(superv, tmp_path):
-    """A bound UDP socket whose calls the fast path serves: a rule on
-    sendto's address still decides every datagram on the address it names,
-    and none reaches 127.0.0.2."""
+    """A bound UDP socket whose calls the fast path serves: a rule on the
+    address of sendto and sendmsg still decides every datagram on the
+    address it names, and none reaches 127.0.0.2."""
     with_rules = policy_option(tmp_path, (
-        'version: 1\nrules:\n  - {name: not-two, syscalls: [sendto], addr: [127.0.0.2/32], action: deny}\n'
+        'version: 1\nrules:\n'
+        '  - {name: not-two, syscalls: [sendto, sendmsg], addr: [127.0.0.2/32], action: deny}\n'
     ))
     client = tmp_path / "sendto.py"
     client.write_text(SENDTO_CLIENT)

@@ -1305,6 +1305,23 @@ static int mode_udpaddr(void) {
         check(t_sendto(&su, data, 20, 0, (struct sockaddr *)&b_addr, sizeof b_addr) == 20, "unbound sendto");
         check(t_recv(&sb, buf, sizeof buf, 0) == 20, "from the unbound");
     }
+    /* sendmsg to an address, from two pieces; recvmsg of the sender's, into
+     * two; a datagram longer than the buffer says MSG_TRUNC. */
+    struct iovec out[2] = {{data, 100}, {data + 100, 150}};
+    struct msghdr m = {.msg_name = &b_addr, .msg_namelen = sizeof b_addr, .msg_iov = out, .msg_iovlen = 2};
+    for (int i = 0; i < 2; i++)
+        check(t_sendmsg(&sa, &m, 0) == 250, "sendmsg to b");
+    struct sockaddr_in from;
+    memset(&from, 0, sizeof from);
+    struct iovec in[2] = {{buf, 50}, {buf + 50, 1000}};
+    struct msghdr r = {.msg_name = &from, .msg_namelen = sizeof from, .msg_iov = in, .msg_iovlen = 2,
+                       .msg_flags = 0x5555};
+    check(t_recvmsg(&sb, &r, 0) == 250 && memcmp(buf, data, 250) == 0, "recvmsg");
+    check(r.msg_namelen == sizeof from && from.sin_port == a_addr.sin_port && r.msg_flags == 0 &&
+              r.msg_controllen == 0, "recvmsg: not the sender, or other flags");
+    struct iovec small = {buf, 100};
+    struct msghdr t = {.msg_iov = &small, .msg_iovlen = 1};
+    check(t_recvmsg(&sb, &t, 0) == 100 && t.msg_flags == MSG_TRUNC, "recvmsg: no MSG_TRUNC");
     /* Connected to b, then to c, then disconnected: where each send goes. */
     check(connect(a, (struct sockaddr *)&b_addr, sizeof b_addr) == 0, "connect to b");
     check(t_send(&sa, data, 30, 0) == 30 && t_recv(&sb, buf, sizeof buf, 0) == 30, "connected to b");
