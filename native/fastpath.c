@@ -86,7 +86,8 @@ enum { L_NONE = 0, L_BUF, L_BUF_AT, L_IOV, L_SOCK, L_MSG, L_CLOSE, L_EXIT, L_EXI
        /* a call whose result is learnt the same way, that makes none */
        L_CONNECT };
 /* How the fd is performed on (classify.IoMode, fast ones). */
-enum { M_NONE = 0, M_PIPE, M_STREAM, M_DATAGRAM, M_FILE, M_MEMDEV };
+enum { M_NONE = 0, M_PIPE, M_STREAM, M_DATAGRAM, M_FILE, M_MEMDEV,
+       M_PASSTHROUGH }; /* not emulated: recorded without a result, run by the kernel */
 
 typedef struct {
     uint8_t layout;
@@ -129,6 +130,7 @@ typedef struct proc {
     int pid;
     int pidfd;                /* Python's, valid while the process is known */
     unsigned long long next_seq;
+    unsigned long long inexact; /* calls run by the kernel, without a known result */
     int slow;                 /* every call to Python (the launcher; an exec to settle) */
     fd_entry **fds;
     int nfds;
@@ -689,8 +691,13 @@ static void put_time(out_t *o, const struct timespec *ts, int digits)
 static unsigned long long rule_calls[RULES_MAX + 1]; /* [0]: the default */
 static int counting_rules;
 
-static void record(proc *p, const call_t *c, long long result, unsigned long long moved, int interrupted)
+/* How a recorded call ended: with its result, interrupted by a signal (no
+ * result), or run by the kernel (no result known: exact false). */
+enum outcome { DONE, INTERRUPTED, UNKNOWN };
+
+static void record(proc *p, const call_t *c, long long result, unsigned long long moved, enum outcome outcome)
 {
+    int interrupted = outcome == INTERRUPTED, known = outcome == DONE;
     fd_entry *e = c->e;
     Counters *k = e->counters;
     unsigned long long seq = p->next_seq++;
@@ -728,11 +735,14 @@ static void record(proc *p, const call_t *c, long long result, unsigned long lon
     PUT(&o, ",");
     put(&o, e->fragment, (size_t)e->fragment_len);
     PUT(&o, ",\"result\":");
-    if (interrupted)
+    if (!known)
         PUT(&o, "null");
     else
         put_i64(&o, result);
-    PUT(&o, ",\"exact\":true,\"fd_in\":");
+    if (outcome == UNKNOWN)
+        PUT(&o, ",\"exact\":false,\"fd_in\":");
+    else
+        PUT(&o, ",\"exact\":true,\"fd_in\":");
     put_u64(&o, k->bytes_in);
     PUT(&o, ",\"fd_out\":");
     put_u64(&o, k->bytes_out);
@@ -745,7 +755,7 @@ static void record(proc *p, const call_t *c, long long result, unsigned long lon
     PUT(&o, "}");
     events_add(line, (size_t)(o.at - line));
 
-    if (e->is_net && !interrupted) {
+    if (e->is_net && known) {
         char row[192];
         out_t r = {row, row + sizeof row};
         put_str(&r, kind_names[c->kind]);
@@ -768,9 +778,9 @@ static void record(proc *p, const call_t *c, long long result, unsigned long lon
     if (trace_fd >= 0) {
         char tl[256];
         int m;
-        if (interrupted)
-            m = snprintf(tl, sizeof tl, "[%d] [%s] %s(%d, %zu) = ? (interrupted by a signal)\n", p->pid, e->tag,
-                         c->spec->name, c->fd, c->count);
+        if (!known)
+            m = snprintf(tl, sizeof tl, "[%d] [%s] %s(%d, %zu) = ?%s\n", p->pid, e->tag, c->spec->name, c->fd,
+                         c->count, interrupted ? " (interrupted by a signal)" : "");
         else if (result < 0)
             m = snprintf(tl, sizeof tl, "[%d] [%s] %s(%d, %zu) = -1 %s (%s)\n", p->pid, e->tag, c->spec->name,
                          c->fd, c->count, strerrorname_np((int)-result) ? strerrorname_np((int)-result) : "?",
@@ -1246,7 +1256,7 @@ static void spend(const fd_entry *e, int inward, unsigned long long moved)
 
 static void finish(proc *p, const call_t *c, long long result, int sigpipe)
 {
-    record(p, c, result, result > 0 ? (unsigned long long)result : 0, 0);
+    record(p, c, result, result > 0 ? (unsigned long long)result : 0, DONE);
     if (nbudgets && result > 0)
         spend(c->e, c->spec->inward, (unsigned long long)result);
     if (sigpipe)
@@ -1501,7 +1511,7 @@ static void tick_parked(handoffs_t *h)
                 answer(&pk->c.n, (long long)pk->begun.done);
         } else if ((pending & ~blocked) || threads == 1) {
             if (p)
-                record(p, &pk->c, 0, 0, 1);
+                record(p, &pk->c, 0, 0, INTERRUPTED);
             answer(&pk->c.n, -512 /* ERESTARTSYS */);
         } else {
             hand_off(h, &pk->c.n, (begun_t){0});
@@ -1984,6 +1994,17 @@ static void settle_pending(task *t, int thread_gone)
 
 /* ---- the fast path proper ------------------------------------------------------- */
 
+/* A call on an fd that cannot be emulated faithfully (a terminal, an
+ * eventfd...): counted and recorded without a result, then run by the
+ * kernel, as Python's Passthrough is. */
+static void pass_through(proc *p, const call_t *c)
+{
+    record(p, c, 0, 0, UNKNOWN);
+    p->inexact++;
+    let_through(&c->n);
+    fast_calls++;
+}
+
 /* 1 when the call was answered or parked here; 0 when it is Python's. */
 static int fast_handle(const struct seccomp_notif *n, handoffs_t *h)
 {
@@ -2002,6 +2023,10 @@ static int fast_handle(const struct seccomp_notif *n, handoffs_t *h)
         return 0;
     if (nbudgets && over_budget(c.e, spec->inward))
         return 0;
+    if (c.e->mode == M_PASSTHROUGH) {
+        pass_through(t->p, &c);
+        return 1;
+    }
     int sigpipe = 0;
     begun_t begun = {0};
     /* Reads on a channel whose last read had to wait will likely wait again
@@ -2962,13 +2987,13 @@ static PyObject *f_take_seq(PyObject *self, PyObject *args)
     return PyLong_FromUnsignedLongLong(p->next_seq++);
 }
 
-static PyObject *f_seq_count(PyObject *self, PyObject *args)
+static PyObject *f_process_counts(PyObject *self, PyObject *args)
 {
     int pid;
     if (!PyArg_ParseTuple(args, "i", &pid))
         return NULL;
     proc *p = find_proc(pid);
-    return PyLong_FromUnsignedLongLong(p ? p->next_seq : 0);
+    return Py_BuildValue("(KK)", p ? p->next_seq : 0, p ? p->inexact : 0);
 }
 
 /* cache_fd(pid, fd, dup, mode, is_net, tag, fragment, counters, key, peer_key, tcp, rules): takes the
@@ -3245,7 +3270,8 @@ static PyMethodDef methods[] = {
     {"picture", f_picture, METH_VARARGS, "picture(pid) -> its open fd numbers as known, or None"},
     {"picture_copy", f_picture_copy, METH_VARARGS, "picture_copy(child, parent): a fork child's picture"},
     {"take_seq", f_take_seq, METH_VARARGS, "take_seq(pid) -> the process's next call number"},
-    {"seq_count", f_seq_count, METH_VARARGS, "seq_count(pid) -> how many call numbers were taken"},
+    {"process_counts", f_process_counts, METH_VARARGS,
+     "process_counts(pid) -> (call numbers taken, calls here run by the kernel without a known result)"},
     {"cache_fd", f_cache_fd, METH_VARARGS,
      "cache_fd(pid, fd, dup, mode, is_net, tag, fragment, counters, key, peer_key, tcp, rules) -> bool: "
      "the fast path may take it; key names its channel, peer_key the one its bytes reach (0: unknown)"},
@@ -3286,6 +3312,7 @@ PyMODINIT_FUNC PyInit__fastpath(void)
         PyModule_AddObject(m, "Counters", (PyObject *)&CountersType) < 0 ||
         PyModule_AddIntConstant(m, "CHUNK", CHUNK) < 0 || PyModule_AddIntConstant(m, "L_BUF", L_BUF) < 0 ||
         PyModule_AddIntConstant(m, "L_BUF_AT", L_BUF_AT) < 0 || PyModule_AddIntConstant(m, "L_IOV", L_IOV) < 0 ||
+        PyModule_AddIntConstant(m, "M_PASSTHROUGH", M_PASSTHROUGH) < 0 ||
         PyModule_AddIntConstant(m, "L_SOCK", L_SOCK) < 0 || PyModule_AddIntConstant(m, "L_MSG", L_MSG) < 0 || PyModule_AddIntConstant(m, "M_PIPE", M_PIPE) < 0 ||
         PyModule_AddIntConstant(m, "L_CLOSE", L_CLOSE) < 0 || PyModule_AddIntConstant(m, "L_EXIT", L_EXIT) < 0 ||
         PyModule_AddIntConstant(m, "L_EXIT_GROUP", L_EXIT_GROUP) < 0 ||

@@ -60,6 +60,7 @@ FAST_MODES = {
     IoMode.DATAGRAM: fastpath.M_DATAGRAM,
     IoMode.FILE: fastpath.M_FILE,
     IoMode.MEMORY_DEVICE: fastpath.M_MEMDEV,
+    IoMode.PASSTHROUGH: fastpath.M_PASSTHROUGH,  # recorded without a result, run by the kernel
 }
 FAST_LAYOUTS = {
     syscalls.Layout.BUF: fastpath.L_BUF,
@@ -481,7 +482,9 @@ class Supervisor:
         self._let_go_of(process)
         status = self._final_status(process)
         self.ended[process.pid] = process.identity
-        self.recorder.ledger.processes[process.pid].calls = fastpath.seq_count(process.pid)
+        stats = self.recorder.ledger.processes[process.pid]
+        stats.calls, inexact = fastpath.process_counts(process.pid)
+        stats.inexact_calls += inexact
         fastpath.remove_process(process.pid)
         self.epoll.unregister(process.pidfd)
         del self.pidfds[process.pidfd]
