@@ -81,6 +81,7 @@ WORKLOADS = (
     Workload("pipe-pingpong-64k", "pingpong", ("65536", "10000")),
     Workload("tcp-echo-64", "tcp_echo", ("64", "50000"), quick=True),
     Workload("tcp-echo-64k", "tcp_echo", ("65536", "10000")),
+    Workload("udp-echo-64", "udp_echo", ("64", "50000")),  # sendto/recvfrom naming addresses
     Workload("stream-64", "stream", ("64", "100000")),
     Workload("stream-64k", "stream", ("65536", "20000"), quick=True),
     Workload("disk-64", "disk", ("64", "100000", "{tmp}/disk.dat")),
