@@ -237,12 +237,15 @@ def _sock(b: Builder) -> Operation:
     if direction is Direction.IN:
         reply = None
         if address:
-            if not addrlen:
-                raise Immediate(-errno.EFAULT)
-            room = as_int(b.read_u32(addrlen))
-            if room < 0:
-                raise Immediate(-errno.EINVAL)
-            reply = MessageReturn(name_address=address, name_room=room, namelen_address=addrlen)
+            # As the kernel's move_addr_to_user: after the data is taken.
+            try:
+                room = as_int(b.read_u32(addrlen)) if addrlen else None
+            except Immediate:
+                room = None
+            if room is None or room < 0:
+                reply = MessageReturn(error_after=errno.EFAULT if room is None else errno.EINVAL)
+            else:
+                reply = MessageReturn(name_address=address, name_room=room, namelen_address=addrlen)
         return b.transfer_op(f, direction, iovs, total, sock_flags=flags, reply=reply)
     name = None
     if address:

@@ -239,6 +239,9 @@ class MessageReturn:
     controllen_address: int = 0  # msg_controllen (size_t)
     flags_address: int = 0  # msg_flags
     cloexec_fds: bool = False
+    # recvfrom's address length could not be read, or is negative: the
+    # kernel fails the call with this errno once the data is taken.
+    error_after: int = 0
 
     # filled in by the first receive
     name: bytes | None = None
@@ -566,6 +569,8 @@ class ReadOp(Operation):
 
     def _finish_reply(self, result: int) -> int:
         reply = self.source.reply
+        if reply.error_after:
+            return -reply.error_after
         if reply.control:
             reply.control, self.installed_fds = install_received_fds(reply.control, self.caller, reply.cloexec_fds)
         try:

@@ -1300,6 +1300,17 @@ static int mode_udpaddr(void) {
     check(t_sendto(&sa, data, 10, 0, (struct sockaddr *)&b_addr, (socklen_t)-1) < 0 && errno == EINVAL, "len -1");
     check(t_sendto(&sa, data, 10, 0, (struct sockaddr *)&b_addr, 200) < 0 && errno == EINVAL, "len 200");
     check(t_sendto(&sa, data, 10, 0, (struct sockaddr *)8, sizeof b_addr) < 0 && errno == EFAULT, "address at 8");
+    /* recvfrom: an address length it cannot read, or a negative one, fails
+     * the call only once the datagram is taken, as move_addr_to_user does. */
+    struct sockaddr_in ignored;
+    socklen_t negative = (socklen_t)-1;
+    check(t_sendto(&sa, data, 11, 0, (struct sockaddr *)&b_addr, sizeof b_addr) == 11, "sendto 11");
+    check(t_recvfrom(&sb, buf, sizeof buf, 0, (struct sockaddr *)&ignored, NULL) < 0 && errno == EFAULT,
+          "recvfrom, no length: no EFAULT");
+    check(t_sendto(&sa, data, 12, 0, (struct sockaddr *)&b_addr, sizeof b_addr) == 12, "sendto 12");
+    check(t_recvfrom(&sb, buf, sizeof buf, 0, (struct sockaddr *)&ignored, &negative) < 0 && errno == EINVAL,
+          "recvfrom, length -1: no EINVAL");
+    check(t_recv(&sb, buf, sizeof buf, MSG_DONTWAIT) < 0 && errno == EAGAIN, "recvfrom: a failed call left its datagram");
     /* Not bound: its first send binds it. */
     for (int i = 0; i < 3; i++) {
         check(t_sendto(&su, data, 20, 0, (struct sockaddr *)&b_addr, sizeof b_addr) == 20, "unbound sendto");
