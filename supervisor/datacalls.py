@@ -169,6 +169,10 @@ class Builder:
         """A ReadOp or WriteOp for one struct msghdr."""
         raw = self.read_bytes(header_address, MSGHDR.size)
         name, namelen, iov, iovlen, control, controllen, _ = MSGHDR.unpack(raw)
+        # As the kernel's __copy_msghdr: no name, no length; a negative one
+        # is refused; a longer one than a sockaddr_storage is cut to it.
+        if name and as_int(namelen) < 0:
+            raise Immediate(-errno.EINVAL)
         iovs, total = self.iovec_array(iov, iovlen, errno.EMSGSIZE)
         if direction is Direction.IN:
             reply = MessageReturn(
@@ -183,9 +187,7 @@ class Builder:
             )
             return self.transfer_op(f, direction, iovs, total, sock_flags=flags & ~MSG_CMSG_CLOEXEC,
                                     reply=reply, owns_dup=owns_dup)
-        if namelen > NAME_ROOM:
-            raise Immediate(-errno.EINVAL)
-        name_bytes = self.read_bytes(name, namelen) if name and namelen else None
+        name_bytes = self.read_bytes(name, min(namelen, NAME_ROOM)) if name and namelen else None
         if controllen > CONTROL_LIMIT:
             raise Immediate(-errno.ENOBUFS)
         control_bytes = self.read_bytes(control, controllen) if control and controllen else None

@@ -536,18 +536,19 @@ def test_datagrams_that_name_their_addresses(prog, superv, static):
     address lengths fail with EINVAL, an unreadable address with EFAULT
     (recvfrom's only after taking the datagram, as natively); an unbound
     socket is bound by its first send.  sendmsg and recvmsg with
-    addresses and two iovecs each; msg_flags says MSG_TRUNC.  Connected to
-    b, then to c, then disconnected, socket a's records say where it sent
-    each time."""
+    addresses and two iovecs each; msg_flags says MSG_TRUNC; a msg_namelen
+    of 200 is cut to a sockaddr_storage, and -1 is refused (EINVAL), as
+    natively.  Connected to b, then to c, then disconnected, socket a's
+    records say where it sent each time."""
     classes = {"a": "net", "b": "net", "c": "net", "unbound": "net"}
     native, traced, record = exact(prog, superv, static, ["udpaddr"], classes, deterministic=True)
-    assert traced.fds["a"]["results"][-13:] == [10, 10, -errno.EINVAL, -errno.EINVAL, -errno.EFAULT, 11, 12,
-                                                250, 250, 30, 31, -errno.EDESTADDRREQ, 33]
+    assert traced.fds["a"]["results"][-15:] == [10, 10, -errno.EINVAL, -errno.EINVAL, -errno.EFAULT, 11, 12,
+                                                250, 250, 100, -errno.EINVAL, 30, 31, -errno.EDESTADDRREQ, 33]
     assert -errno.EFAULT in traced.fds["b"]["results"] and -errno.EINVAL in traced.fds["b"]["results"]
     a, b, c = (traced.fds[label] for label in "abc")
     b_end, c_end = (record.lifetimes[(f["pid"], f["fd"])][-1].calls[0]["detail"].split()[1] for f in (b, c))
     remotes = [e["detail"].partition(" -> ")[2] or None for e in record.lifetimes[(a["pid"], a["fd"])][-1].calls]
-    assert remotes == [None] * 49 + [b_end, c_end, None, None]
+    assert remotes == [None] * 51 + [b_end, c_end, None, None]
 
 
 @BUILDS

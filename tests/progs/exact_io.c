@@ -1333,6 +1333,17 @@ static int mode_udpaddr(void) {
     struct iovec small = {buf, 100};
     struct msghdr t = {.msg_iov = &small, .msg_iovlen = 1};
     check(t_recvmsg(&sb, &t, 0) == 100 && t.msg_flags == MSG_TRUNC, "recvmsg: no MSG_TRUNC");
+    /* A msg_namelen longer than a sockaddr_storage is cut to one; a negative one is refused. */
+    struct {
+        struct sockaddr_in to;
+        char pad[200];
+    } roomy;
+    memset(&roomy, 0, sizeof roomy);
+    roomy.to = b_addr;
+    struct msghdr wide = {.msg_name = &roomy, .msg_namelen = 200, .msg_iov = out, .msg_iovlen = 1};
+    check(t_sendmsg(&sa, &wide, 0) == 100 && t_recv(&sb, buf, sizeof buf, 0) == 100, "sendmsg, msg_namelen 200");
+    wide.msg_namelen = (socklen_t)-1;
+    check(t_sendmsg(&sa, &wide, 0) < 0 && errno == EINVAL, "sendmsg, msg_namelen -1: no EINVAL");
     /* Connected to b, then to c, then disconnected: where each send goes. */
     check(connect(a, (struct sockaddr *)&b_addr, sizeof b_addr) == 0, "connect to b");
     check(t_send(&sa, data, 30, 0) == 30 && t_recv(&sb, buf, sizeof buf, 0) == 30, "connected to b");
