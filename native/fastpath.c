@@ -78,7 +78,7 @@
 #endif
 
 /* How a call's arguments describe its buffer (syscalls.Layout, fast ones). */
-enum { L_NONE = 0, L_BUF, L_BUF_AT, L_IOV, L_SOCK, L_MSG, L_CLOSE, L_EXIT, L_EXIT_GROUP, L_SHUTDOWN,
+enum { L_NONE = 0, L_BUF, L_BUF_AT, L_IOV, L_IOV_AT, L_SOCK, L_MSG, L_CLOSE, L_EXIT, L_EXIT_GROUP, L_SHUTDOWN,
        /* calls that make fds (see pending_call), by where their arguments are */
        L_OPEN_PATH0, L_OPEN_PATH1, L_SOCKET, L_ACCEPT, L_PIPE, L_SOCKETPAIR,
        L_DUP, L_FCNTL_DUPFD, /* the lowest free number (at or above fcntl's base) */
@@ -1213,6 +1213,9 @@ static int decode(const struct seccomp_notif *n, const call_spec *spec, task *t,
         return 1;
     case L_IOV:
         return decode_iovecs(t->tid, a[1], a[2], c);
+    case L_IOV_AT: /* preadv, pwritev: on x86-64 the whole offset is in pos_l */
+        c->offset = (long long)a[3];
+        return c->offset >= 0 && c->e->mode == M_FILE && decode_iovecs(t->tid, a[1], a[2], c);
     case L_MSG:
         return decode_message(t->tid, spec, a, c);
     }
@@ -3312,6 +3315,7 @@ PyMODINIT_FUNC PyInit__fastpath(void)
         PyModule_AddObject(m, "Counters", (PyObject *)&CountersType) < 0 ||
         PyModule_AddIntConstant(m, "CHUNK", CHUNK) < 0 || PyModule_AddIntConstant(m, "L_BUF", L_BUF) < 0 ||
         PyModule_AddIntConstant(m, "L_BUF_AT", L_BUF_AT) < 0 || PyModule_AddIntConstant(m, "L_IOV", L_IOV) < 0 ||
+        PyModule_AddIntConstant(m, "L_IOV_AT", L_IOV_AT) < 0 ||
         PyModule_AddIntConstant(m, "M_PASSTHROUGH", M_PASSTHROUGH) < 0 ||
         PyModule_AddIntConstant(m, "L_SOCK", L_SOCK) < 0 || PyModule_AddIntConstant(m, "L_MSG", L_MSG) < 0 || PyModule_AddIntConstant(m, "M_PIPE", M_PIPE) < 0 ||
         PyModule_AddIntConstant(m, "L_CLOSE", L_CLOSE) < 0 || PyModule_AddIntConstant(m, "L_EXIT", L_EXIT) < 0 ||

@@ -66,6 +66,7 @@ FAST_LAYOUTS = {
     syscalls.Layout.BUF: fastpath.L_BUF,
     syscalls.Layout.BUF_AT: fastpath.L_BUF_AT,
     syscalls.Layout.IOV: fastpath.L_IOV,
+    syscalls.Layout.IOV_AT: fastpath.L_IOV_AT,
     syscalls.Layout.SOCK: fastpath.L_SOCK,
     syscalls.Layout.MSG: fastpath.L_MSG,
 }

@@ -530,6 +530,24 @@ def test_peek_trunc_and_receive_timeout(prog, superv, static):
 
 
 @BUILDS
+def test_preadv_and_pwritev_at_offsets(prog, superv, tmp_path, static):
+    """pwritev from two pieces at twenty offsets, each read back with preadv
+    into two; the file's own position never moves; preadv across and past
+    the end (a short read, then 0), at -1 (EINVAL); pwritev on a pipe
+    (ESPIPE)."""
+    program = [prog("exact_io", static=static), "vecat"]
+    native = run_native([*program, tmp_path / "native.bin"])
+    assert native.returncode == 0, native.stderr.decode()
+    run = superv([*program, tmp_path / "traced.bin"])
+    own, mine = parse_books(native.stdout), parse_books(run.stdout)
+    compare_with_native(own, mine, deterministic=True)
+    check_books(run, mine, {"file": "disk", "pipe": "pipe"})
+    assert mine.fds["file"]["results"][-3:] == [40, 0, -errno.EINVAL]
+    assert mine.fds["pipe"]["results"] == [-errno.ESPIPE]
+    assert (tmp_path / "traced.bin").read_bytes() == (tmp_path / "native.bin").read_bytes()
+
+
+@BUILDS
 def test_datagrams_that_name_their_addresses(prog, superv, static):
     """sendto an address and recvfrom the sender's, as UDP servers do: the
     address comes back cut to the caller's room with its whole length; bad

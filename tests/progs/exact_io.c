@@ -45,9 +45,9 @@
 #define CHILD_OK 23
 
 enum { K_READ, K_WRITE, K_RECV, K_SEND, K_RECVFROM, K_SENDTO, K_RECVMSG, K_SENDMSG,
-       K_READV, K_WRITEV, K_PREAD64, K_PWRITE64, NK };
+       K_READV, K_WRITEV, K_PREAD64, K_PWRITE64, K_PREADV, K_PWRITEV, NK };
 static const char *kind_names[NK] = {"read", "write", "recv", "send", "recvfrom", "sendto", "recvmsg",
-                                     "sendmsg", "readv", "writev", "pread64", "pwrite64"};
+                                     "sendmsg", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev"};
 
 static int failures;
 
@@ -237,6 +237,20 @@ static ssize_t t_readv(struct fdstat *s, const struct iovec *iov, int cnt) {
 static ssize_t t_writev(struct fdstat *s, const struct iovec *iov, int cnt) {
     ssize_t r = writev(s->fd, iov, cnt);
     note(s, K_WRITEV, r, 0);
+    if (r > 0) hash_iov(&s->hout, iov, cnt, r);
+    return r;
+}
+
+static ssize_t t_preadv(struct fdstat *s, const struct iovec *iov, int cnt, off_t off) {
+    ssize_t r = preadv(s->fd, iov, cnt, off);
+    note(s, K_PREADV, r, 1);
+    if (r > 0) hash_iov(&s->hin, iov, cnt, r);
+    return r;
+}
+
+static ssize_t t_pwritev(struct fdstat *s, const struct iovec *iov, int cnt, off_t off) {
+    ssize_t r = pwritev(s->fd, iov, cnt, off);
+    note(s, K_PWRITEV, r, 0);
     if (r > 0) hash_iov(&s->hout, iov, cnt, r);
     return r;
 }
@@ -761,6 +775,44 @@ static int mode_unixdgram(int rounds) {
 /* -- disk PATH: write, overwrite, read back to EOF, pread past EOF ---------- */
 
 #define DISK_SIZE 40211
+
+/* -- vecat PATH: preadv and pwritev at offsets ------------------------------- */
+
+static int mode_vecat(const char *path) {
+    unsigned char data[9000], back[9000];
+    fill(data, sizeof data, 47);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0) {
+        perror("open");
+        return 2;
+    }
+    struct fdstat st;
+    fdstat_init(&st, "file", fd);
+    for (int i = 0; i < 20; i++) {
+        size_t a = 1 + (size_t)(i * 131) % 300, b = 1 + (size_t)(i * 577) % 4000;
+        struct iovec out[2] = {{data + i, a}, {data + i + a, b}};
+        check(t_pwritev(&st, out, 2, (off_t)i * 400) == (ssize_t)(a + b), "pwritev");
+        struct iovec in[2] = {{back, b}, {back + b, a}};
+        check(t_preadv(&st, in, 2, (off_t)i * 400) == (ssize_t)(a + b) && memcmp(back, data + i, a + b) == 0,
+              "preadv: not what pwritev wrote");
+    }
+    check(lseek(fd, 0, SEEK_CUR) == 0, "the file's own position moved");
+    off_t size = lseek(fd, 0, SEEK_END);
+    lseek(fd, 0, SEEK_SET);
+    struct iovec one = {back, 100};
+    check(t_preadv(&st, &one, 1, size - 40) == 40, "preadv across the end");
+    check(t_preadv(&st, &one, 1, size + 10) == 0, "preadv past the end");
+    check(t_preadv(&st, &one, 1, -1) < 0 && errno == EINVAL, "preadv at -1: no EINVAL");
+    int p[2];
+    xpipe(p, 0);
+    struct fdstat sp;
+    fdstat_init(&sp, "pipe", p[1]);
+    struct iovec ten = {data, 10};
+    check(t_pwritev(&sp, &ten, 1, 0) < 0 && errno == ESPIPE, "pwritev on a pipe: no ESPIPE");
+    report(&st);
+    report(&sp);
+    return failures ? 1 : 0;
+}
 
 static int mode_disk(const char *path) {
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
@@ -1465,6 +1517,7 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "udp")) return mode_udp(atoi(arg));
     if (!strcmp(mode, "unixdgram")) return mode_unixdgram(atoi(arg));
     if (!strcmp(mode, "disk")) return mode_disk(arg);
+    if (!strcmp(mode, "vecat")) return mode_vecat(arg);
     if (!strcmp(mode, "eof")) return mode_eof();
     if (!strcmp(mode, "nonblock")) return mode_nonblock();
     if (!strcmp(mode, "epipe")) return mode_epipe();
