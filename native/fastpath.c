@@ -776,18 +776,23 @@ static void record(proc *p, const call_t *c, long long result, unsigned long lon
         rows_add(p, row, (size_t)(r.at - row));
     }
     if (trace_fd >= 0) {
-        char tl[256];
+        /* the call as reports.call_text writes it, whichever side served it */
+        char call[96], tl[256];
+        if (c->spec->layout == L_BUF || c->spec->layout == L_BUF_AT)
+            snprintf(call, sizeof call, "%s(%d, %zu)", c->spec->name, c->fd, c->count);
+        else if (c->spec->layout == L_SOCK)
+            snprintf(call, sizeof call, "%s(%d, %zu, 0x%x)", c->spec->name, c->fd, c->count, c->sock_flags);
+        else
+            snprintf(call, sizeof call, "%s(%d, ...)", c->spec->name, c->fd);
         int m;
         if (!known)
-            m = snprintf(tl, sizeof tl, "[%d] [%s] %s(%d, %zu) = ?%s\n", p->pid, e->tag, c->spec->name, c->fd,
-                         c->count, interrupted ? " (interrupted by a signal)" : "");
+            m = snprintf(tl, sizeof tl, "[%d] [%s] %s = ?%s\n", p->pid, e->tag, call,
+                         interrupted ? " (interrupted by a signal)" : "");
         else if (result < 0)
-            m = snprintf(tl, sizeof tl, "[%d] [%s] %s(%d, %zu) = -1 %s (%s)\n", p->pid, e->tag, c->spec->name,
-                         c->fd, c->count, strerrorname_np((int)-result) ? strerrorname_np((int)-result) : "?",
-                         strerror((int)-result));
+            m = snprintf(tl, sizeof tl, "[%d] [%s] %s = -1 %s (%s)\n", p->pid, e->tag, call,
+                         strerrorname_np((int)-result) ? strerrorname_np((int)-result) : "?", strerror((int)-result));
         else
-            m = snprintf(tl, sizeof tl, "[%d] [%s] %s(%d, %zu) = %lld\n", p->pid, e->tag, c->spec->name, c->fd,
-                         c->count, result);
+            m = snprintf(tl, sizeof tl, "[%d] [%s] %s = %lld\n", p->pid, e->tag, call, result);
         if (m > 0 && m < (int)sizeof tl)
             write_all(trace_fd, tl, (size_t)m, &trace_error);
     }

@@ -32,6 +32,28 @@ def test_trace_to_a_file_shows_classified_calls_and_lifecycle(prog, superv, tmp_
     assert run.stderr == b""  # -q, and the trace went to the file
 
 
+@pytest.mark.parametrize("mode", ["udpaddr", "vecat"])
+def test_a_data_call_is_traced_alike_by_the_fast_path_and_by_python(prog, superv, tmp_path, mode):
+    """The same program traced with the fast path and without it
+    (SUPERV_FASTPATH=0, every call served by Python): each data call's
+    line is the same (recvfrom with its flags, readv and recvmsg with no
+    count), whichever side served it."""
+    program = [prog("exact_io"), mode, tmp_path / "file.bin"]
+
+    def data_lines(name, fast):
+        trace = tmp_path / f"{name}.txt"
+        run = superv(program, options=(f"--trace={trace}",), name=name,
+                     env={**os.environ, "SUPERV_FASTPATH": "1" if fast else "0"})
+        assert run.returncode == 0, run.stderr
+        calls = run.summary["calls_answered"]
+        assert (calls["fast"] > 0) == fast
+        return [re.sub(r"^\[\d+\] ", "", line) for line in trace.read_text().splitlines()
+                if re.match(r"\[\d+\] \[[ A-Z]{4}\] ", line)]
+
+    served_here = data_lines("fast", True)
+    assert served_here and served_here == data_lines("python", False)
+
+
 def test_trace_on_stderr_and_exit_table(prog, tmp_path):
     done = subprocess.run([*SUPERV, "run", "-o", str(tmp_path / "o"), "--trace", "--", prog("unpriv_io")],
                           capture_output=True, timeout=60)
