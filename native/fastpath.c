@@ -950,7 +950,8 @@ static long long fast_read(const call_t *c)
         done = deliver(c->tid, buffer, (size_t)got, c->remote, c->nremote);
         if (done < got)
             return TO_PYTHON; /* a fault: the kernel takes whole chunks (emulate's peek_shaped) */
-        consume(e, (size_t)done);
+        if (!(c->sock_flags & MSG_PEEK))
+            consume(e, (size_t)done);
         return c->header_at && !return_header(c, msg_flags) ? -EFAULT : done;
     }
     case M_DATAGRAM: {
@@ -959,7 +960,8 @@ static long long fast_read(const call_t *c)
         struct sockaddr_storage from;
         socklen_t from_len;
         int msg_flags;
-        got = socket_receive(e->dup, c->count, MSG_DONTWAIT, c->namelen_at ? &from : NULL, &from_len, &msg_flags);
+        got = socket_receive(e->dup, c->count, (c->sock_flags & MSG_PEEK) | MSG_DONTWAIT, c->namelen_at ? &from : NULL,
+                             &from_len, &msg_flags);
         if (got < 0)
             return errno == EAGAIN ? WOULD_BLOCK : -errno;
         done = deliver(c->tid, buffer, (size_t)got, c->remote, c->nremote);
@@ -1137,10 +1139,13 @@ static int decode_iovecs(pid_t tid, unsigned long long at, unsigned long long vl
     return c->count && c->count <= CHUNK;
 }
 
-/* recv/send flags the fast path knows (any other is Python's), on a socket */
+/* recv/send flags the fast path knows (any other is Python's), on a
+ * socket; MSG_NOSIGNAL and MSG_CMSG_CLOEXEC change no receive without
+ * control data, but programs pass them */
 static int socket_call(const call_spec *spec, int flags, call_t *c)
 {
-    int allowed = spec->inward ? MSG_DONTWAIT : (MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE);
+    int allowed = spec->inward ? (MSG_DONTWAIT | MSG_PEEK | MSG_NOSIGNAL | MSG_CMSG_CLOEXEC)
+                               : (MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE);
     c->sock_flags = flags;
     return !(flags & ~allowed) && (c->e->mode == M_STREAM || c->e->mode == M_DATAGRAM);
 }
@@ -1264,9 +1269,11 @@ static void spend(const fd_entry *e, int inward, unsigned long long moved)
 
 static void finish(proc *p, const call_t *c, long long result, int sigpipe)
 {
-    record(p, c, result, result > 0 ? (unsigned long long)result : 0, DONE);
-    if (nbudgets && result > 0)
-        spend(c->e, c->spec->inward, (unsigned long long)result);
+    /* a peek returns bytes but moves none: the totals count bytes moved */
+    unsigned long long moved = result > 0 && !(c->sock_flags & MSG_PEEK) ? (unsigned long long)result : 0;
+    record(p, c, result, moved, DONE);
+    if (nbudgets && moved)
+        spend(c->e, c->spec->inward, moved);
     if (sigpipe)
         syscall(SYS_tgkill, p->pid, c->tid, SIGPIPE);
     answer(&c->n, result);
@@ -2067,7 +2074,7 @@ static int fast_handle(const struct seccomp_notif *n, handoffs_t *h)
         return 1;
     }
     finish(t->p, &c, result, sigpipe);
-    if (result > 0)
+    if (result > 0 && !(c.sock_flags & MSG_PEEK))
         serve_peers(&c, h);
     return 1;
 }
