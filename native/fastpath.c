@@ -1102,25 +1102,36 @@ static long long attempt(const call_t *c, int *sigpipe, begun_t *begun)
 
 /* ---- decoding, with the kernel's own checks ------------------------------------ */
 
-/* A datagram's address: sendto's, read once (the very bytes it is sent
- * to); recvfrom's room for the sender's.  0 when the arguments are bad:
- * Python answers those (EINVAL, EFAULT) as the kernel does. */
-static int decode_address(pid_t tid, const call_spec *spec, const unsigned long long *a, call_t *c)
+/* A datagram's address, sendto's or sendmsg's: read once, the very bytes
+ * it is sent to.  0 when the length is bad (Python answers EINVAL). */
+static int name_to_send(pid_t tid, unsigned long long at, int len, call_t *c)
 {
-    if (!spec->inward) {
-        int size = (int)a[5];
-        if (size < 0 || (size_t)size > sizeof c->name || !read_caller(tid, a[4], &c->name, (size_t)size))
-            return 0;
-        c->name_len = (socklen_t)size;
-        return 1;
-    }
-    int32_t room;
-    if (!a[5] || !read_caller(tid, a[5], &room, sizeof room) || room < 0)
+    if (len < 0 || (size_t)len > sizeof c->name || !read_caller(tid, at, &c->name, (size_t)len))
+        return 0;
+    c->name_len = (socklen_t)len;
+    return 1;
+}
+
+/* Where recvfrom's or recvmsg's sender address goes, its room, and where
+ * its whole length goes. */
+static int name_to_return(unsigned long long at, int room, unsigned long long len_at, call_t *c)
+{
+    if (room < 0)
         return 0;
     c->name_room = room;
-    c->name_at = a[4];
-    c->namelen_at = a[5];
+    c->name_at = at;
+    c->namelen_at = len_at;
     return 1;
+}
+
+/* recvfrom/sendto's address.  0 when the arguments are bad: Python
+ * answers those (EINVAL, EFAULT) as the kernel does. */
+static int decode_address(pid_t tid, const call_spec *spec, const unsigned long long *a, call_t *c)
+{
+    if (!spec->inward)
+        return name_to_send(tid, a[4], (int)a[5], c);
+    int32_t room;
+    return a[5] && read_caller(tid, a[5], &room, sizeof room) && name_to_return(a[4], room, a[5], c);
 }
 
 /* The caller's iovec array: c->remote, c->nremote and c->count. */
@@ -1165,18 +1176,10 @@ static int decode_message(pid_t tid, const call_spec *spec, const unsigned long 
         c->header_at = a[1];
     if (!h.name || (!spec->inward && !h.namelen))
         return 1;
-    if (!spec->addressed || c->e->mode != M_DATAGRAM || (int32_t)h.namelen < 0)
+    if (!spec->addressed || c->e->mode != M_DATAGRAM)
         return 0;
-    if (spec->inward) {
-        c->name_room = (int)h.namelen;
-        c->name_at = h.name;
-        c->namelen_at = a[1] + 8;
-        return 1;
-    }
-    if (h.namelen > sizeof c->name || !read_caller(tid, h.name, &c->name, h.namelen))
-        return 0;
-    c->name_len = h.namelen;
-    return 1;
+    return spec->inward ? name_to_return(h.name, (int)h.namelen, a[1] + 8, c)
+                        : name_to_send(tid, h.name, (int)h.namelen, c);
 }
 
 /* Fill c from the notification; 0 when the call is not one for the fast path. */
@@ -1760,8 +1763,7 @@ static int put_inet_address(out_t *o, pid_t tid, unsigned long long address, uns
     size_t size = (addrlen & 0xFFFFFFFF) < sizeof raw ? (size_t)(addrlen & 0xFFFFFFFF) : sizeof raw;
     if (!address || size < sizeof(struct sockaddr_in))
         return 0;
-    struct iovec local = {raw, size}, remote = {(void *)(uintptr_t)address, size};
-    if (process_vm_readv(tid, &local, 1, &remote, 1, 0) != (ssize_t)size)
+    if (!read_caller(tid, address, raw, size))
         return 0;
     struct sockaddr_in in;
     memcpy(&in, raw, sizeof in);
@@ -1859,8 +1861,7 @@ static int pending_call(const struct seccomp_notif *n, const call_spec *spec, ta
     if (!pd)
         return 0;
     if (makes_pair(spec->layout)) {
-        struct iovec local = {pd->before, sizeof pd->before}, remote = {(void *)(uintptr_t)pair_at, sizeof pd->before};
-        if (process_vm_readv((pid_t)n->pid, &local, 1, &remote, 1, 0) != (ssize_t)sizeof pd->before)
+        if (!read_caller((pid_t)n->pid, pair_at, pd->before, sizeof pd->before))
             goto python;
         for (int i = 0; i < 2; i++) {
             int open = process_has_fd(p, pd->before[i], L_NONE);
@@ -1938,8 +1939,7 @@ static void settle_pending(task *t, int thread_gone)
         }
     } else if (makes_pair(pd->layout)) {
         int pair[2];
-        struct iovec local = {pair, sizeof pair}, remote = {(void *)(uintptr_t)pd->pair_at, sizeof pair};
-        if (process_vm_readv(t->tid, &local, 1, &remote, 1, 0) == (ssize_t)sizeof pair) {
+        if (read_caller(t->tid, pd->pair_at, pair, sizeof pair)) {
             /* The kernel writes the array only on success, with fds that
              * were not open before: unchanged, and naming fds open before,
              * it was not written. */
@@ -3329,7 +3329,8 @@ PyMODINIT_FUNC PyInit__fastpath(void)
         PyModule_AddIntConstant(m, "L_BUF_AT", L_BUF_AT) < 0 || PyModule_AddIntConstant(m, "L_IOV", L_IOV) < 0 ||
         PyModule_AddIntConstant(m, "L_IOV_AT", L_IOV_AT) < 0 ||
         PyModule_AddIntConstant(m, "M_PASSTHROUGH", M_PASSTHROUGH) < 0 ||
-        PyModule_AddIntConstant(m, "L_SOCK", L_SOCK) < 0 || PyModule_AddIntConstant(m, "L_MSG", L_MSG) < 0 || PyModule_AddIntConstant(m, "M_PIPE", M_PIPE) < 0 ||
+        PyModule_AddIntConstant(m, "L_SOCK", L_SOCK) < 0 || PyModule_AddIntConstant(m, "L_MSG", L_MSG) < 0 ||
+        PyModule_AddIntConstant(m, "M_PIPE", M_PIPE) < 0 ||
         PyModule_AddIntConstant(m, "L_CLOSE", L_CLOSE) < 0 || PyModule_AddIntConstant(m, "L_EXIT", L_EXIT) < 0 ||
         PyModule_AddIntConstant(m, "L_EXIT_GROUP", L_EXIT_GROUP) < 0 ||
         PyModule_AddIntConstant(m, "L_SHUTDOWN", L_SHUTDOWN) < 0 ||

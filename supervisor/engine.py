@@ -614,7 +614,6 @@ class Supervisor:
     def _forget_fd_view(self, process: Process, fd: int) -> None:
         """A new file on this number: whatever was cached for it is stale."""
         process.inherited.pop(fd, None)
-        process.endpoints_changed.discard(fd)
         if fd in process.fds:
             self._drop_fd(process, fd, None)
         else:

@@ -8,9 +8,9 @@ pidfd_getfd and continues it (kernel-facts §4).
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
-import select
 import stat
 
 from . import filter as bpf

@@ -259,21 +259,22 @@ def native_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def both_ways(prog, superv, static: bool, args: list, *, status: int = 0, timeout: float = 120):
-    """Run exact_io natively then under superv: (native books, superv run, traced books)."""
+def both_ways(prog, superv, static: bool, args: list, *, status: int = 0, timeout: float = 120, files=None):
+    """Run exact_io natively then under superv: (native books, superv run, traced books).
+    files: (native's, superv's), each run's own file, given as its last argument."""
     program = [prog("exact_io", static=static), *args]
-    native = run_native(program, timeout)
+    native = run_native([*program, files[0]] if files else program, timeout)
     assert native_status(native.returncode) == status, native.stderr.decode()
     assert b"FAIL" not in native.stderr, native.stderr.decode()
-    run = superv(program, timeout=timeout)
+    run = superv([*program, files[1]] if files else program, timeout=timeout)
     assert b"FAIL" not in run.stderr, run.stderr.decode()
     assert run.returncode == status, run.stderr.decode()
     return parse_books(native.stdout), run, parse_books(run.stdout)
 
 
 def exact(prog, superv, static, args, classes, *, deterministic: bool, status: int = 0, pending=None,
-          loose=None, timeout: float = 120):
-    native, run, traced = both_ways(prog, superv, static, args, status=status, timeout=timeout)
+          loose=None, timeout: float = 120, files=None):
+    native, run, traced = both_ways(prog, superv, static, args, status=status, timeout=timeout, files=files)
     compare_with_native(native, traced, deterministic, loose)
     record = check_books(run, traced, classes, status=status, pending=pending)
     for child in traced.children.values():
@@ -371,15 +372,8 @@ def test_disk_write_and_read_back(prog, superv, tmp_path, static):
     """write, writev, pwrite64, then read back to EOF in 777-byte reads
     (a short read, then 0), pread64 across and past the end, readv at EOF."""
     native_file, traced_file = tmp_path / "native.bin", tmp_path / "traced.bin"
-    classes = {"disk": "disk"}
-    program = [prog("exact_io", static=static), "disk"]
-    native = run_native([*program, native_file])
-    assert native.returncode == 0, native.stderr.decode()
-    run = superv([*program, traced_file])
-    assert run.returncode == 0, run.stderr.decode()
-    own, mine = parse_books(native.stdout), parse_books(run.stdout)
-    compare_with_native(own, mine, deterministic=True)
-    record = check_books(run, mine, classes)
+    _, mine, record = exact(prog, superv, static, ["disk"], {"disk": "disk"}, deterministic=True,
+                            files=(native_file, traced_file))
     assert traced_file.read_bytes() == native_file.read_bytes()
     assert traced_file.stat().st_size == int(mine.info["size"]) == 40211
     disk = mine.fds["disk"]
@@ -535,16 +529,12 @@ def test_preadv_and_pwritev_at_offsets(prog, superv, tmp_path, static):
     into two; the file's own position never moves; preadv across and past
     the end (a short read, then 0), at -1 (EINVAL); pwritev on a pipe
     (ESPIPE)."""
-    program = [prog("exact_io", static=static), "vecat"]
-    native = run_native([*program, tmp_path / "native.bin"])
-    assert native.returncode == 0, native.stderr.decode()
-    run = superv([*program, tmp_path / "traced.bin"])
-    own, mine = parse_books(native.stdout), parse_books(run.stdout)
-    compare_with_native(own, mine, deterministic=True)
-    check_books(run, mine, {"file": "disk", "pipe": "pipe"})
+    native_file, traced_file = tmp_path / "native.bin", tmp_path / "traced.bin"
+    _, mine, _ = exact(prog, superv, static, ["vecat"], {"file": "disk", "pipe": "pipe"},
+                       deterministic=True, files=(native_file, traced_file))
     assert mine.fds["file"]["results"][-3:] == [40, 0, -errno.EINVAL]
     assert mine.fds["pipe"]["results"] == [-errno.ESPIPE]
-    assert (tmp_path / "traced.bin").read_bytes() == (tmp_path / "native.bin").read_bytes()
+    assert traced_file.read_bytes() == native_file.read_bytes()
 
 
 @BUILDS
