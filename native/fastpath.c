@@ -31,6 +31,12 @@
  * bytes it read (begun_t), and finished from them; Python finishes it when
  * the socket has a send timeout, whose deadline Python keeps.
  *
+ * The engine's wake-up signal (WAKE_SIGNAL, no SA_RESTART) can reach our
+ * threads at any moment, and some calls look for a pending signal even when
+ * told not to wait (tee and splice do before SPLICE_F_NONBLOCK).  An EINTR of
+ * ours is never the caller's result: each call on a caller's fd, or on our
+ * scratch pipe, is made again (TEMP_FAILURE_RETRY).
+ *
  * State shared with Python (processes, tasks, cached fds, counters, the
  * events and log-row buffers) is guarded by one recursive mutex, `lock`;
  * Python takes it through the module's `lock` object, releasing the GIL
@@ -875,7 +881,7 @@ static ssize_t socket_receive(int fd, size_t len, int flags, struct sockaddr_sto
 {
     struct iovec v = {buffer, len};
     struct msghdr m = {.msg_name = from, .msg_namelen = from ? sizeof *from : 0, .msg_iov = &v, .msg_iovlen = 1};
-    ssize_t got = recvmsg(fd, &m, flags);
+    ssize_t got = TEMP_FAILURE_RETRY(recvmsg(fd, &m, flags));
     if (from_len)
         *from_len = m.msg_namelen;
     *msg_flags = m.msg_flags;
@@ -890,13 +896,13 @@ static void consume(const fd_entry *e, size_t len)
     while (len) {
         ssize_t n;
         if (e->mode == M_PIPE && len >= 4096) /* a small copy is cheaper than a splice */
-            n = splice(e->dup, NULL, devnull, NULL, len, SPLICE_F_NONBLOCK_);
+            n = TEMP_FAILURE_RETRY(splice(e->dup, NULL, devnull, NULL, len, SPLICE_F_NONBLOCK_));
         else if (e->mode == M_PIPE)
-            n = read(e->dup, junk, len);
+            n = TEMP_FAILURE_RETRY(read(e->dup, junk, len));
         else if (e->discards_by_trunc)
-            n = recv(e->dup, NULL, len, MSG_TRUNC | MSG_DONTWAIT);
+            n = TEMP_FAILURE_RETRY(recv(e->dup, NULL, len, MSG_TRUNC | MSG_DONTWAIT));
         else
-            n = recv(e->dup, junk, len, MSG_DONTWAIT);
+            n = TEMP_FAILURE_RETRY(recv(e->dup, junk, len, MSG_DONTWAIT));
         if (n <= 0)
             return;
         len -= (size_t)n;
@@ -907,14 +913,14 @@ static void consume(const fd_entry *e, size_t len)
  * *left says how many bytes were left behind (a packet-mode tail shows there). */
 static ssize_t scratch_take(size_t want, size_t teed, size_t *left)
 {
-    ssize_t got = read(scratch_r, buffer, want);
+    ssize_t got = TEMP_FAILURE_RETRY(read(scratch_r, buffer, want));
     if (got < 0)
         got = 0;
     *left = 0;
     if ((size_t)got == teed)
         return got; /* it is empty: no drain needed */
     for (;;) {
-        ssize_t n = read(scratch_r, junk, CHUNK);
+        ssize_t n = TEMP_FAILURE_RETRY(read(scratch_r, junk, CHUNK));
         if (n <= 0)
             break;
         *left += (size_t)n;
@@ -929,7 +935,7 @@ static long long fast_read(const call_t *c)
     switch (e->mode) {
     case M_PIPE: {
         size_t want = c->count < scratch_size - 1 ? c->count : scratch_size - 1;
-        ssize_t teed = tee(e->dup, scratch_w, want + 1, SPLICE_F_NONBLOCK_);
+        ssize_t teed = TEMP_FAILURE_RETRY(tee(e->dup, scratch_w, want + 1, SPLICE_F_NONBLOCK_));
         if (teed < 0)
             return errno == EAGAIN ? WOULD_BLOCK : -errno;
         if (teed == 0)
@@ -972,7 +978,8 @@ static long long fast_read(const call_t *c)
         return got;
     }
     case M_FILE:
-        got = c->offset < 0 ? read(e->dup, buffer, c->count) : pread(e->dup, buffer, c->count, c->offset);
+        got = c->offset < 0 ? TEMP_FAILURE_RETRY(read(e->dup, buffer, c->count))
+                            : TEMP_FAILURE_RETRY(pread(e->dup, buffer, c->count, c->offset));
         if (got < 0)
             return errno == EAGAIN ? TO_PYTHON : -errno;
         done = deliver(c->tid, buffer, (size_t)got, c->remote, c->nremote);
@@ -980,7 +987,7 @@ static long long fast_read(const call_t *c)
             lseek(e->dup, done - got, SEEK_CUR);
         return done || !got ? done : -EFAULT;
     case M_MEMDEV:
-        got = read(e->dup, buffer, c->count);
+        got = TEMP_FAILURE_RETRY(read(e->dup, buffer, c->count));
         if (got < 0)
             return errno == EAGAIN ? TO_PYTHON : -errno;
         done = deliver(c->tid, buffer, (size_t)got, c->remote, c->nremote);
@@ -999,7 +1006,7 @@ static ssize_t pipe_write_polled(int fd, const char *data, size_t len)
         errno = EAGAIN;
         return -1;
     }
-    return write(fd, data, len < PIPE_BUF ? len : PIPE_BUF);
+    return TEMP_FAILURE_RETRY(write(fd, data, len < PIPE_BUF ? len : PIPE_BUF));
 }
 
 static int socket_error_pending(int fd)
@@ -1026,27 +1033,31 @@ static long long send_rest(const call_t *c, const char *data, size_t len, size_t
         switch (e->mode) {
         case M_PIPE: {
             struct iovec v = {.iov_base = (char *)data + *sent, .iov_len = len - *sent};
-            n = pwritev2(e->dup, &v, 1, -1, RWF_NOWAIT);
+            n = TEMP_FAILURE_RETRY(pwritev2(e->dup, &v, 1, -1, RWF_NOWAIT));
             if (n < 0 && errno == EOPNOTSUPP)
                 n = pipe_write_polled(e->dup, data + *sent, len - *sent);
             break;
         }
         case M_STREAM:
         case M_DATAGRAM:
-            n = sendto(e->dup, data + *sent, len - *sent, c->sock_flags | MSG_DONTWAIT | MSG_NOSIGNAL,
-                       c->name_len ? (const struct sockaddr *)&c->name : NULL, c->name_len);
+            n = TEMP_FAILURE_RETRY(sendto(e->dup, data + *sent, len - *sent,
+                                          c->sock_flags | MSG_DONTWAIT | MSG_NOSIGNAL,
+                                          c->name_len ? (const struct sockaddr *)&c->name : NULL, c->name_len));
             break;
         case M_FILE:
-            n = c->offset < 0 ? write(e->dup, data + *sent, len - *sent)
-                              : pwrite(e->dup, data + *sent, len - *sent, c->offset + (long long)done);
+            n = c->offset < 0 ? TEMP_FAILURE_RETRY(write(e->dup, data + *sent, len - *sent))
+                              : TEMP_FAILURE_RETRY(
+                                    pwrite(e->dup, data + *sent, len - *sent, c->offset + (long long)done));
             break;
         default:
-            n = write(e->dup, data + *sent, len - *sent);
+            n = TEMP_FAILURE_RETRY(write(e->dup, data + *sent, len - *sent));
         }
         if (n < 0) {
             if (errno == EAGAIN)
                 return WOULD_BLOCK;
-            if (errno == EPIPE && !(c->sock_flags & MSG_NOSIGNAL))
+            /* A pipe signals whatever went before; a socket only when
+             * nothing did (sk_stream_error, unix_stream_sendmsg). */
+            if (errno == EPIPE && !(c->sock_flags & MSG_NOSIGNAL) && (e->mode == M_PIPE || !done))
                 *sigpipe = 1;
             return done ? (long long)done : -errno;
         }
@@ -1518,8 +1529,13 @@ static void tick_parked(handoffs_t *h)
         int threads;
         if (task_signals(pk->c.tid, &pending, &shared, &blocked, &threads) < 0)
             continue;
-        if (!((pending | shared) & ~blocked))
+        if (!((pending | shared) & ~blocked)) {
+            /* A shutdown(SHUT_WR) of a unix stream socket ends a blocked
+             * send natively, and shows in no poll event: look again. */
+            if (!pk->c.spec->inward && pk->c.e->mode == M_STREAM)
+                retry(pk, h, 0);
             continue;
+        }
         proc *p = find_proc(pk->c.pid);
         if (pk->begun.rest) {
             /* as the kernel does: what went out stands, and is the result */

@@ -134,8 +134,20 @@ static PyObject *k_notif_addfd(PyObject *self, PyObject *args)
     a.srcfd = (__u32)srcfd;
     a.newfd = (__u32)newfd;
     a.newfd_flags = newfd_flags;
+    /* The ioctl waits for the target to take the fd.  A signal ending that
+     * wait leaves an ADDFD|SEND call marked answered with nothing installed:
+     * the target's call returns 0, and our retry or answer gets EINPROGRESS
+     * (seccomp_notify_addfd).  The wait is short (the target is woken to take
+     * the fd, or it dies), so signals wait for it: the engine's wake-ups
+     * (WAKE_SIGNAL) can reach any thread at any moment. */
+    sigset_t every, before;
+    sigfillset(&every);
     Py_BEGIN_ALLOW_THREADS
+    pthread_sigmask(SIG_BLOCK, &every, &before);
     rc = ioctl(listener, SECCOMP_IOCTL_NOTIF_ADDFD, &a);
+    int saved = errno;
+    pthread_sigmask(SIG_SETMASK, &before, NULL);
+    errno = saved;
     Py_END_ALLOW_THREADS
     if (rc < 0)
         return oserror();
@@ -339,7 +351,7 @@ static PyObject *k_recvmsg(PyObject *self, PyObject *args)
     };
     ssize_t n;
     Py_BEGIN_ALLOW_THREADS
-    n = recvmsg(fd, &msg, flags);
+    n = TEMP_FAILURE_RETRY(recvmsg(fd, &msg, flags)); /* an EINTR of ours is not the caller's */
     Py_END_ALLOW_THREADS
     if (n < 0) {
         oserror();
@@ -423,7 +435,7 @@ static PyObject *k_sendmsg(PyObject *self, PyObject *args)
     };
     ssize_t n;
     Py_BEGIN_ALLOW_THREADS
-    n = sendmsg(fd, &msg, flags);
+    n = TEMP_FAILURE_RETRY(sendmsg(fd, &msg, flags));
     Py_END_ALLOW_THREADS
     int error = errno;
     if (shaped)
@@ -456,7 +468,7 @@ static PyObject *k_tee(PyObject *self, PyObject *args)
         return NULL;
     ssize_t n;
     Py_BEGIN_ALLOW_THREADS
-    n = tee(fd_in, fd_out, (size_t)len, flags);
+    n = TEMP_FAILURE_RETRY(tee(fd_in, fd_out, (size_t)len, flags)); /* it looks for signals first */
     Py_END_ALLOW_THREADS
     if (n < 0)
         return oserror();
@@ -478,7 +490,7 @@ static PyObject *k_peek_shaped(PyObject *self, PyObject *args)
     if (!shaped) {
         n = -errno;
     } else {
-        n = recv(fd, shaped, (size_t)size, MSG_PEEK | MSG_DONTWAIT);
+        n = TEMP_FAILURE_RETRY(recv(fd, shaped, (size_t)size, MSG_PEEK | MSG_DONTWAIT));
         if (n < 0)
             n = -errno;
         unmap_before_guard(shaped, (size_t)writable);

@@ -643,7 +643,10 @@ class WriteOp(Operation):
             except BlockingIOError:
                 return self._would_block(self.fd, select.POLLOUT)
             except OSError as e:
-                if e.errno == errno.EPIPE and self.signals_epipe:
+                # A pipe signals whatever went before; a socket only when
+                # nothing did (sk_stream_error, unix_stream_sendmsg).
+                if e.errno == errno.EPIPE and self.signals_epipe and (
+                        self.fd.mode is IoMode.PIPE or not self.progress):
                     self.sigpipe = True
                 return self.progress or -e.errno
             self.started = True

@@ -1558,6 +1558,10 @@ class Supervisor:
                 continue
             if status.deliverable:
                 self._deliver_signal(parked, status, now)
+            elif isinstance(op, WriteOp) and op.fd.mode is IoMode.STREAM and self._is_head(parked):
+                # A shutdown(SHUT_WR) of a unix stream socket ends a blocked
+                # send natively, and shows in no poll event: look again.
+                self._run(parked)
 
     def _deliver_signal(self, parked: Parked, status: procfs.TaskStatus, now: float) -> None:
         """Answer so that the kernel delivers the pending signal: the handler

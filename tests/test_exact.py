@@ -448,6 +448,22 @@ def test_sigpipe_kills_as_natively(prog, superv, static):
 
 
 @BUILDS
+def test_a_shutdown_ends_a_blocked_send_as_natively(prog, superv, static):
+    """Another thread shuts the sending side while a send waits for room (1
+    MiB: the fast path's; 4 MiB: Python's).  As natively, the send returns
+    what went out without SIGPIPE (a socket signals only when nothing went),
+    and the next send fails with EPIPE and signals.  A unix stream socket
+    shows such a shutdown in no poll event: the parked send must look again."""
+    labels = ("unix.1m", "tcp.1m", "unix.4m", "tcp.4m")
+    classes = dict.fromkeys(labels, "net")
+    native, traced, record = exact(prog, superv, static, ["shutwrite"], classes, deterministic=False,
+                                   loose=dict.fromkeys(labels, ("out", "hout")), timeout=60)
+    for label in labels:
+        assert traced.info[f"{label}.partial_sigpipes"] == "0" and traced.info[f"{label}.sigpipes"] == "1"
+        assert traced.fds[label]["epipe"] == 1
+
+
+@BUILDS
 def test_tcp_peer_resets_mid_stream(prog, superv, static):
     """The server reads 7777 of the 30000 bytes sent and closes: the client,
     waiting in read, gets ECONNRESET, then 0, then EPIPE on write."""

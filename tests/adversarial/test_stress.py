@@ -5,15 +5,25 @@ misattribute a record."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import ctypes
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
 
 import pytest
 
-from conftest import IN_CALLS, OUT_CALLS, SUPERV, assert_reports_complete
+from conftest import (IN_CALLS, OUT_CALLS, SUPERV, Run, assert_reports_complete, native, policy_option,
+                      superv_command)
+from superv.engine import WAKE_SIGNAL
+
+SYS_TGKILL = 234  # x86_64
 
 
 @pytest.mark.parametrize("pairs", [25, 250], ids=["50-threads", "500-threads"])
@@ -235,3 +245,58 @@ def test_reused_pids_are_each_a_process_of_their_own(prog, tmp_path):
     assert recorded == Counter((i % 200, i % 7 + 1) for i in range(3000))
     assert root["classes"]["pipe"]["bytes_in"] == total == sum(i % 7 + 1 for i in range(3000))
     assert len(set(r["log"] for r in records)) == 3000  # a log each, none overwritten
+
+
+def _signal_every_thread(pid: int, signum: int, until: threading.Event) -> int:
+    """tgkill(pid, tid, signum) to each of pid's threads, again and again, once
+    pid has a handler for signum; how many were sent."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    caught = 1 << (signum - 1)
+    sent = 0
+    while not until.is_set():
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                handled = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt:"))
+            if handled & caught:
+                for tid in os.listdir(f"/proc/{pid}/task"):
+                    sent += libc.syscall(SYS_TGKILL, pid, int(tid), signum) == 0
+        except (FileNotFoundError, ProcessLookupError):
+            break
+        time.sleep(0.0002)
+    return sent
+
+
+def test_wake_ups_at_any_moment_change_nothing_the_program_sees(prog, tmp_path):
+    """The engine wakes its own threads with WAKE_SIGNAL (no SA_RESTART), and
+    one can land anywhere: in the ADDFD|SEND that installs a checked open's
+    file (interrupted, the kernel marked the call answered and the program's
+    open returned 0), or in a tee() on the program's pipe (it gave EINTR,
+    which went to the program's read).  Flooded with wake-ups, superv must
+    still give the program the results it gets natively."""
+    target = tmp_path / "file"
+    target.write_bytes(b"")
+    rounds = 2000
+    program = [prog("steady_io"), target, str(rounds)]
+    assert native(program).stdout == f"opens {rounds} pipe {rounds} socket {rounds}\n".encode()
+    target.write_bytes(b"")
+    options = policy_option(tmp_path, (
+        "version: 1\nrules:\n"
+        f'  - {{name: here, syscalls: ["@file"], direction: send, path: ["{tmp_path}/**"], action: allow}}\n'
+        '  - {name: nowhere-else, syscalls: ["@file"], direction: send, action: deny}\n'
+    ))
+    out = tmp_path / "out"
+    superv = subprocess.Popen(superv_command(program, out=out, options=options),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    until = threading.Event()
+    flood = concurrent.futures.ThreadPoolExecutor(1).submit(_signal_every_thread, superv.pid, WAKE_SIGNAL, until)
+    try:
+        stdout, stderr = superv.communicate(timeout=120)
+    finally:
+        until.set()
+        if superv.poll() is None:
+            os.killpg(superv.pid, signal.SIGKILL)
+    assert superv.returncode == 0, stderr.decode()
+    assert flood.result() > 1000, "the wake-ups must reach superv while the program runs"
+    assert stdout == f"opens {rounds} pipe {rounds} socket {rounds}\n".encode()
+    assert target.read_bytes() == b"x" * rounds
+    assert_reports_complete(Run(superv.returncode, stdout, stderr, out))

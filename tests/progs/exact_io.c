@@ -1445,6 +1445,64 @@ static int mode_sendtimeout(void) {
     return failures ? 1 : 0;
 }
 
+/* -- shutwrite: another thread shuts the sending side of a blocked send ------
+ * Natively the send ends with what went out and no SIGPIPE (a socket signals
+ * only when nothing went); the next send fails with EPIPE and signals.  A
+ * unix stream socket shows such a shutdown in no poll event.  1 MiB sends
+ * are the fast path's, 4 MiB ones Python's. */
+
+static volatile sig_atomic_t sigpipes;
+static void count_sigpipe(int sig) { (void)sig; sigpipes++; }
+
+struct shut_later { int fd; };
+static void *shut_later(void *arg) {
+    usleep(100000); /* the send is waiting by then */
+    shutdown(((struct shut_later *)arg)->fd, SHUT_WR);
+    return NULL;
+}
+
+static void shutwrite_case(const char *label, int w, size_t size) {
+    static unsigned char data[4 << 20];
+    fill(data, size, 43);
+    struct fdstat s;
+    fdstat_init(&s, label, w);
+    struct shut_later job = {w};
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, shut_later, &job))
+        fail("pthread_create");
+    int before = sigpipes;
+    ssize_t n = t_write(&s, data, size);
+    check(n > 0 && n < (ssize_t)size, "the send was not partial");
+    say("INFO %s.partial_sigpipes=%d", label, sigpipes - before);
+    check(t_write(&s, data, 100) < 0 && errno == EPIPE, "after the shutdown: no EPIPE");
+    say("INFO %s.sigpipes=%d", label, sigpipes - before);
+    pthread_join(thread, NULL);
+    report(&s);
+}
+
+static int mode_shutwrite(void) {
+    struct sigaction sa = {.sa_handler = count_sigpipe};
+    sigaction(SIGPIPE, &sa, NULL);
+    const size_t sizes[] = {1 << 20, 4 << 20};
+    const char *unix_labels[] = {"unix.1m", "unix.4m"}, *tcp_labels[] = {"tcp.1m", "tcp.4m"};
+    for (int i = 0; i < 2; i++) {
+        int sv[2];
+        xsocketpair(SOCK_STREAM, sv);
+        shutwrite_case(unix_labels[i], sv[0], sizes[i]);
+        struct sockaddr_in addr;
+        int ls = tcp_listener(&addr);
+        int small = 65536; /* loopback's buffers would take 1 MiB whole */
+        setsockopt(ls, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        int c = tcp_connect(&addr);
+        setsockopt(c, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+        int a = xaccept(ls, 0); /* never read: the send fills the buffers and waits */
+        shutwrite_case(tcp_labels[i], c, sizes[i]);
+        (void)a;
+    }
+    /* each fd stays open to the end: one lifetime per number in the records */
+    return failures ? 1 : 0;
+}
+
 /* -- recvflags: MSG_PEEK, MSG_TRUNC, a receive timeout ----------------------- */
 
 static int mode_recvflags(void) {
@@ -1531,6 +1589,7 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "recvflags")) return mode_recvflags();
     if (!strcmp(mode, "sendtimeout")) return mode_sendtimeout();
     if (!strcmp(mode, "udpaddr")) return mode_udpaddr();
+    if (!strcmp(mode, "shutwrite")) return mode_shutwrite();
     if (!strcmp(mode, "exitcode")) return mode_exitcode(atoi(arg));
     fprintf(stderr, "exact_io: unknown mode %s\n", mode);
     return 2;
