@@ -288,13 +288,14 @@ def test_wake_ups_at_any_moment_change_nothing_the_program_sees(prog, tmp_path):
     superv = subprocess.Popen(superv_command(program, out=out, options=options),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     until = threading.Event()
-    flood = concurrent.futures.ThreadPoolExecutor(1).submit(_signal_every_thread, superv.pid, WAKE_SIGNAL, until)
-    try:
-        stdout, stderr = superv.communicate(timeout=120)
-    finally:
-        until.set()
-        if superv.poll() is None:
-            os.killpg(superv.pid, signal.SIGKILL)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        flood = pool.submit(_signal_every_thread, superv.pid, WAKE_SIGNAL, until)
+        try:
+            stdout, stderr = superv.communicate(timeout=120)
+        finally:
+            until.set()
+            if superv.poll() is None:
+                os.killpg(superv.pid, signal.SIGKILL)
     assert superv.returncode == 0, stderr.decode()
     assert flood.result() > 1000, "the wake-ups must reach superv while the program runs"
     assert stdout == f"opens {rounds} pipe {rounds} socket {rounds}\n".encode()
