@@ -13,7 +13,9 @@
  * no policy rule names them, are recorded here too: the new number is
  * predicted from a picture of the process's open fds and learnt at the
  * thread's next call (pending_call, settle_pending), as Python's on_fd_new
- * does.
+ * does.  So are forks that make no thread, and waits whose children Python
+ * knows: the child's pid is learnt from the thread's children, as Python's
+ * on_spawn and on_reap learn it.
  *
  * The emulation follows supervisor/emulate.py step for step (kernel-facts
  * §2.2): a pipe is peeked with tee() and only what reached the caller is
@@ -76,6 +78,7 @@
 #define MAX_KINDS 40
 #define FAST_IOV_MAX 64
 #define HASH_BUCKETS 4096
+#define CHILDREN_MAX 64            /* a fork or wait by a thread with more children is Python's */
 #define EVENTS_BUFFER (256 * 1024)
 #define ROWS_BUFFER (64 * 1024)
 #define SPLICE_F_NONBLOCK_ 2
@@ -89,8 +92,10 @@ enum { L_NONE = 0, L_BUF, L_BUF_AT, L_IOV, L_IOV_AT, L_SOCK, L_MSG, L_CLOSE, L_E
        L_OPEN_PATH0, L_OPEN_PATH1, L_SOCKET, L_ACCEPT, L_PIPE, L_SOCKETPAIR,
        L_DUP, L_FCNTL_DUPFD, /* the lowest free number (at or above fcntl's base) */
        L_DUP2,               /* dup2, dup3: the number asked for */
-       /* a call whose result is learnt the same way, that makes none */
-       L_CONNECT };
+       /* calls whose result is learnt the same way, that make none */
+       L_CONNECT,
+       L_SPAWN, /* fork, vfork, clone: the child's pid */
+       L_REAP }; /* wait4, waitid: the reaped child's pid */
 /* How the fd is performed on (classify.IoMode, fast ones). */
 enum { M_NONE = 0, M_PIPE, M_STREAM, M_DATAGRAM, M_FILE, M_MEMDEV,
        M_PASSTHROUGH }; /* not emulated: recorded without a result, run by the kernel */
@@ -150,6 +155,9 @@ typedef struct proc {
     /* Its fd table is shared (threads, CLONE_FILES): calls of two tasks can
      * make fds at once, and a predicted number could name either's. */
     int shares_fds;
+    /* It has threads (or made a clone3): its children are every thread's,
+     * and no one listing has them all. */
+    int threaded;
     char *rows;               /* network rows of <pid>.log not yet written */
     size_t rows_len;
     char *log_path;
@@ -169,6 +177,8 @@ typedef struct {
     unsigned long long pair_at;
     int before[2];            /* the array before the call, and which of them were open */
     uint8_t open_before[2];
+    int nchildren;            /* fork, wait: the thread's children before the call */
+    int children[CHILDREN_MAX];
     size_t fields_len;
     char fields[];            /* the record's members after "result", each with its comma */
 } pending_t;
@@ -216,6 +226,45 @@ static task *find_task(int tid)
         if (t->tid == tid)
             return t;
     return NULL;
+}
+
+/* Processes whose end Python has recorded and whose reaping nobody has
+ * seen yet (engine's `ended`), with their identity (pidfd inode): a wait
+ * whose children are all known or ended is the fast path's (L_REAP). */
+typedef struct ended_proc {
+    int pid;
+    unsigned long long identity;
+    struct ended_proc *next;
+} ended_proc;
+static ended_proc *ended[HASH_BUCKETS];
+
+static ended_proc **ended_slot(int pid)
+{
+    ended_proc **at = &ended[bucket(pid)];
+    while (*at && (*at)->pid != pid)
+        at = &(*at)->next;
+    return at;
+}
+
+static void ended_add(int pid, unsigned long long identity)
+{
+    ended_proc **at = ended_slot(pid), *e = *at;
+    if (!e) {
+        if (!(e = calloc(1, sizeof *e)))
+            return; /* its waits go to Python */
+        e->pid = pid;
+        *at = e;
+    }
+    e->identity = identity;
+}
+
+static void ended_remove(int pid)
+{
+    ended_proc **at = ended_slot(pid), *e = *at;
+    if (e) {
+        *at = e->next;
+        free(e);
+    }
 }
 
 static void take_lock(void);
@@ -385,6 +434,68 @@ static int picture_list(proc *p)
         return -1;
     p->picture_known = 1;
     return 0;
+}
+
+/* The processes a thread forked and has not reaped, zombies included
+ * (procfs.children): how many, the first `room` of them in `out`; -1 when
+ * they cannot be read. */
+static int thread_children(int pid, int tid, int *out, int room)
+{
+    char path[64], text[1024];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", pid, tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t got = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (got < 0)
+        return -1;
+    if (got == sizeof text - 1)
+        return room + 1; /* more than we keep */
+    text[got] = 0;
+    int count = 0;
+    for (char *at = text, *end; *at; at = end) {
+        long child = strtol(at, &end, 10);
+        if (end == at)
+            break;
+        if (count < room)
+            out[count] = (int)child;
+        count++;
+    }
+    return count;
+}
+
+static int holds_pid(const int *pids, int count, int pid)
+{
+    for (int i = 0; i < count; i++)
+        if (pids[i] == pid)
+            return 1;
+    return 0;
+}
+
+static int spawn_noted(int child);
+
+/* 1 when Python knows each of these children, or will even once they are
+ * reaped (engine.on_reap takes them in before the wait for that): each is
+ * a known process, one whose end was recorded (the very one), or one a
+ * note tells of with a pidfd, which outlives the reaping. */
+static int children_known(const int *children, int count)
+{
+    for (int i = 0; i < count; i++) {
+        if (find_proc(children[i]) || spawn_noted(children[i]))
+            continue;
+        ended_proc *e = *ended_slot(children[i]);
+        if (!e)
+            return 0;
+        int pidfd = (int)syscall(SYS_pidfd_open, children[i], 0);
+        struct stat st;
+        int same = pidfd >= 0 && fstat(pidfd, &st) == 0 && st.st_ino == e->identity;
+        if (pidfd >= 0)
+            close(pidfd);
+        if (!same)
+            return 0;
+    }
+    return 1;
 }
 
 /* ---- output: events.jsonl, <pid>.log rows, --trace ------------------------- */
@@ -1611,25 +1722,40 @@ static void serve_peers(const call_t *done, handoffs_t *h)
 
 /* What the fast path did that Python's view must learn; Python takes the
  * notes (take_notes) before it next looks at a process. */
-enum { NOTE_CLOSE = 1, NOTE_EXIT_GROUP, NOTE_THREAD_EXIT, NOTE_FD_MADE, NOTE_CONNECTED };
+enum { NOTE_CLOSE = 1, NOTE_EXIT_GROUP, NOTE_THREAD_EXIT, NOTE_FD_MADE, NOTE_CONNECTED, NOTE_SPAWNED, NOTE_REAPED };
 typedef struct {
     int what, pid, tid, value;
     unsigned long long seq;
+    int pidfd;                /* NOTE_SPAWNED: the child's, for Python to keep; else -1 */
 } note_t;
 static note_t *notes;
 static size_t notes_len, notes_cap;
 
-static void add_note(int what, int pid, int tid, int value, unsigned long long seq)
+static int add_note_with_pidfd(int what, int pid, int tid, int value, unsigned long long seq, int pidfd)
 {
     if (notes_len == notes_cap) {
         size_t cap = notes_cap ? notes_cap * 2 : 256;
         note_t *grown = realloc(notes, cap * sizeof *grown);
         if (!grown)
-            return;
+            return 0;
         notes = grown;
         notes_cap = cap;
     }
-    notes[notes_len++] = (note_t){what, pid, tid, value, seq};
+    notes[notes_len++] = (note_t){what, pid, tid, value, seq, pidfd};
+    return 1;
+}
+
+static void add_note(int what, int pid, int tid, int value, unsigned long long seq)
+{
+    add_note_with_pidfd(what, pid, tid, value, seq, -1);
+}
+
+static int spawn_noted(int child)
+{
+    for (size_t i = 0; i < notes_len; i++)
+        if (notes[i].what == NOTE_SPAWNED && notes[i].value == child)
+            return 1;
+    return 0;
 }
 
 /* A lifecycle call's record, up to its result: {"schema":1,...,"result": */
@@ -1830,7 +1956,7 @@ static int pending_call(const struct seccomp_notif *n, const call_spec *spec, ta
     const unsigned long long *a = n->data.args;
     if (trace_fd >= 0)
         return 0; /* --trace shows the arguments */
-    int picks_number = spec->layout != L_CONNECT && spec->layout != L_DUP2;
+    int picks_number = spec->layout < L_DUP2;
     if ((!p->picture_known || p->shares_fds) && picks_number)
         return 0; /* Python lists the fds once; threads' new numbers are not told apart */
     if (spec->layout == L_FCNTL_DUPFD && a[1] != 0 /* F_DUPFD */ && a[1] != 1030 /* F_DUPFD_CLOEXEC */)
@@ -1862,6 +1988,23 @@ static int pending_call(const struct seccomp_notif *n, const call_spec *spec, ta
         PUT(&o, ",\"fd\":");
         put_i64(&o, (int)a[0]);
         break;
+    case L_SPAWN: {
+        unsigned long long flags = strcmp(spec->name, "clone") ? 0 : a[0];
+        if (flags & (CLONE_THREAD | CLONE_FILES))
+            return 0; /* Python shares the fd view before the new task can make an fd */
+        char hex[24];
+        snprintf(hex, sizeof hex, "0x%llx", flags);
+        PUT(&o, ",\"flags\":\"");
+        put_str(&o, hex);
+        PUT(&o, "\"");
+        break;
+    }
+    case L_REAP:
+        if (p->threaded)
+            return 0; /* its children are every thread's */
+        PUT(&o, ",\"id\":");
+        put_i64(&o, (int)a[strcmp(spec->name, "wait4") ? 1 : 0]);
+        break;
     case L_SOCKETPAIR:
     case L_SOCKET:
         PUT(&o, ",\"domain\":");
@@ -1891,6 +2034,12 @@ static int pending_call(const struct seccomp_notif *n, const call_spec *spec, ta
     } else if (spec->layout == L_DUP2) {
         pd->source = (int)a[0];
         pd->expected = (int)a[1];
+    } else if (spec->layout == L_SPAWN || spec->layout == L_REAP) {
+        pd->nchildren = thread_children(p->pid, (int)n->pid, pd->children, CHILDREN_MAX);
+        if (pd->nchildren < 0 || pd->nchildren > CHILDREN_MAX)
+            goto python;
+        if (spec->layout == L_REAP && !children_known(pd->children, pd->nchildren))
+            goto python; /* Python takes them in before the wait can reap them */
     } else {
         int base = spec->layout == L_FCNTL_DUPFD && (int)a[2] > 0 ? (int)a[2] : 0;
         pd->expected = picture_free_from(p, base);
@@ -1936,6 +2085,51 @@ static int new_in_listing(proc *p, const uint64_t *before, int before_words, int
     return -1;
 }
 
+/* fork, wait: the child made is the one among the thread's children after
+ * the call and not before; the one reaped, before and not after (as
+ * engine._spawn_outcome and _settle_outcome).  Python takes a new child in
+ * (NOTE_SPAWNED, with a pidfd opened now: by the time Python reads the
+ * note, the child may be reaped and its pid another process's), and lets
+ * a reaped one go (NOTE_REAPED). */
+static void settle_spawn_or_reap(task *t, pending_t *pd, int thread_gone)
+{
+    proc *p = t->p;
+    int now[CHILDREN_MAX], result = -1;
+    int count = thread_gone ? -1 : thread_children(p->pid, t->tid, now, CHILDREN_MAX);
+    if (count >= 0 && count <= CHILDREN_MAX) {
+        int spawn = pd->layout == L_SPAWN;
+        const int *after = spawn ? now : pd->children, *before = spawn ? pd->children : now;
+        int nafter = spawn ? count : pd->nchildren, nbefore = spawn ? pd->nchildren : count;
+        for (int i = 0; i < nafter; i++)
+            if (!holds_pid(before, nbefore, after[i])) {
+                if (result < 0 || after[i] < result)
+                    result = after[i];
+                if (!spawn) {
+                    ended_remove(after[i]);
+                    add_note(NOTE_REAPED, p->pid, t->tid, after[i], pd->seq);
+                }
+            }
+        if (spawn && result > 0 && !find_proc(result)) {
+            int pidfd = (int)syscall(SYS_pidfd_open, result, 0);
+            if (pidfd >= 0 && !add_note_with_pidfd(NOTE_SPAWNED, p->pid, t->tid, result, pd->seq, pidfd))
+                close(pidfd);
+        }
+    }
+    char line[FIELDS_MAX + 512];
+    out_t o = {line, line + sizeof line - 1};
+    put_call_head(&o, p->pid, t->tid, pd->name, pd->seq);
+    if (result > 0)
+        put_i64(&o, result);
+    else
+        PUT(&o, "null");
+    put(&o, pd->fields, pd->fields_len);
+    if (result <= 0) /* a wait that reaped nothing, or a failed fork, tells nothing */
+        PUT(&o, ",\"outcome\":\"unknown\"");
+    PUT(&o, "}");
+    events_add(line, (size_t)(o.at - line));
+    free(pd);
+}
+
 /* Learn what the call did (thread_gone: it never called again, and no one
  * can tell), record it, and tell Python of the new fds. */
 static void settle_pending(task *t, int thread_gone)
@@ -1943,6 +2137,10 @@ static void settle_pending(task *t, int thread_gone)
     pending_t *pd = t->pending;
     proc *p = t->p;
     t->pending = NULL;
+    if (pd->layout == L_SPAWN || pd->layout == L_REAP) {
+        settle_spawn_or_reap(t, pd, thread_gone);
+        return;
+    }
     int made[2], nmade = 0, connected = 0, replaced = 0;
     if (thread_gone) {
     } else if (pd->layout == L_CONNECT) {
@@ -2793,12 +2991,16 @@ static void unlink_proc(proc *p)
         }
 }
 
-/* The process is gone: its cached fds are dropped, its rows written out. */
+/* The process is gone: its cached fds are dropped, its rows written out.
+ * With its identity, it is ended until a wait reaps it (ended_add). */
 static PyObject *f_remove_process(PyObject *self, PyObject *args)
 {
     int pid;
-    if (!PyArg_ParseTuple(args, "i", &pid))
+    unsigned long long identity = 0;
+    if (!PyArg_ParseTuple(args, "i|K", &pid, &identity))
         return NULL;
+    if (identity)
+        ended_add(pid, identity);
     proc *p = find_proc(pid);
     if (!p)
         Py_RETURN_NONE;
@@ -2842,6 +3044,26 @@ static PyObject *f_set_fds_shared(PyObject *self, PyObject *args)
     proc *p = find_proc(pid);
     if (p)
         p->shares_fds = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *f_set_threaded(PyObject *self, PyObject *args)
+{
+    int pid;
+    if (!PyArg_ParseTuple(args, "i", &pid))
+        return NULL;
+    proc *p = find_proc(pid);
+    if (p)
+        p->threaded = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *f_forget_ended(PyObject *self, PyObject *args)
+{
+    int pid;
+    if (!PyArg_ParseTuple(args, "i", &pid))
+        return NULL;
+    ended_remove(pid);
     Py_RETURN_NONE;
 }
 
@@ -3244,7 +3466,7 @@ static PyObject *f_take_notes(PyObject *self, PyObject *noargs)
         return NULL;
     for (size_t i = 0; i < notes_len; i++) {
         note_t *n = &notes[i];
-        PyObject *item = Py_BuildValue("(iiiiK)", n->what, n->pid, n->tid, n->value, n->seq);
+        PyObject *item = Py_BuildValue("(iiiiKi)", n->what, n->pid, n->tid, n->value, n->seq, n->pidfd);
         if (!item) {
             Py_DECREF(list);
             return NULL;
@@ -3285,10 +3507,13 @@ static PyMethodDef methods[] = {
      "drop_parked([pid]): forget the parked calls of a process, or all (end of run)"},
     {"add_process", f_add_process, METH_VARARGS,
      "add_process(pid, pidfd, slow, log_path): pidfd stays open while the process is known"},
-    {"remove_process", f_remove_process, METH_VARARGS, "remove_process(pid): drop its fds, write its rows"},
+    {"remove_process", f_remove_process, METH_VARARGS,
+     "remove_process(pid[, identity]): drop its fds, write its rows; with its identity, ended until reaped"},
+    {"forget_ended", f_forget_ended, METH_VARARGS, "forget_ended(pid): it was reaped"},
     {"set_process_slow", f_set_process_slow, METH_VARARGS, "set_process_slow(pid, slow)"},
     {"set_fds_shared", f_set_fds_shared, METH_VARARGS,
      "set_fds_shared(pid): other tasks share its fd table (threads, CLONE_FILES)"},
+    {"set_threaded", f_set_threaded, METH_VARARGS, "set_threaded(pid): it has threads, or may have"},
     {"add_task", f_add_task, METH_VARARGS, "add_task(tid, pid)"},
     {"remove_task", f_remove_task, METH_VARARGS, "remove_task(tid)"},
     {"set_task_slow", f_set_task_slow, METH_VARARGS, "set_task_slow(tid, slow)"},
@@ -3318,7 +3543,8 @@ static PyMethodDef methods[] = {
      "handle_again(raw) -> (taken, [(raw, done, rest)]): offer a notification to the fast path again"},
     {"notes_waiting", f_notes_waiting, METH_NOARGS, "notes_waiting() -> bool: take_notes() would return some"},
     {"take_notes", f_take_notes, METH_NOARGS,
-     "take_notes() -> [(what, pid, tid, value, seq)]: the lifecycle calls taken here since the last time"},
+     "take_notes() -> [(what, pid, tid, value, seq, pidfd)]: the lifecycle calls taken here since the last time;\n"
+     "pidfd: NOTE_SPAWNED's, the caller's to close, else -1"},
     {"stats", f_stats, METH_NOARGS, "stats() -> {'fast': calls answered here, 'slow': calls given to Python}"},
     {NULL, NULL, 0, NULL},
 };
@@ -3359,6 +3585,9 @@ PyMODINIT_FUNC PyInit__fastpath(void)
         PyModule_AddIntConstant(m, "L_DUP", L_DUP) < 0 ||
         PyModule_AddIntConstant(m, "L_FCNTL_DUPFD", L_FCNTL_DUPFD) < 0 ||
         PyModule_AddIntConstant(m, "L_DUP2", L_DUP2) < 0 ||
+        PyModule_AddIntConstant(m, "L_SPAWN", L_SPAWN) < 0 || PyModule_AddIntConstant(m, "L_REAP", L_REAP) < 0 ||
+        PyModule_AddIntConstant(m, "NOTE_SPAWNED", NOTE_SPAWNED) < 0 ||
+        PyModule_AddIntConstant(m, "NOTE_REAPED", NOTE_REAPED) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_FD_MADE", NOTE_FD_MADE) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_CONNECTED", NOTE_CONNECTED) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_CLOSE", NOTE_CLOSE) < 0 ||

@@ -96,6 +96,13 @@ FAST_LIFECYCLE = {
     "dup2": fastpath.L_DUP2,
     "dup3": fastpath.L_DUP2,
     "connect": fastpath.L_CONNECT,  # IPv4 addresses; the others are formatted here
+    # forks that make no thread, waits of a process without threads whose
+    # children are all known: the child's pid is learnt the same way
+    "fork": fastpath.L_SPAWN,
+    "vfork": fastpath.L_SPAWN,
+    "clone": fastpath.L_SPAWN,
+    "wait4": fastpath.L_REAP,
+    "waitid": fastpath.L_REAP,
 }
 
 
@@ -124,7 +131,6 @@ class StaleProcess(Exception):
     """A notification from a pid whose earlier process we still held."""
 
 
-@attrs.define
 @attrs.define(eq=False)
 class Process:
     pid: int
@@ -146,6 +152,9 @@ class Process:
     # It made a thread, or a clone3 (whose flags another thread can change):
     # its children may be any thread's (see _children_of).
     threaded: bool = False
+    # A wait reaped it before the waiter saw it end: no zombie is left to
+    # tell from a new process of the same pid.
+    reaped: bool = False
 
 
 @attrs.define(eq=False)
@@ -311,11 +320,15 @@ class Supervisor:
 
     def apply_notes(self) -> None:
         """Learn the lifecycle calls the fast path took since (under the lock)."""
-        for what, pid, tid, value, seq in fastpath.take_notes():
+        for what, pid, tid, value, seq, pidfd in fastpath.take_notes():
             process = self.processes.get(pid)
-            if process is None:
+            if what == fastpath.NOTE_SPAWNED:
+                self._take_in_child(value, pid, pidfd)
+            elif process is None:
                 continue
-            if what == fastpath.NOTE_CLOSE:
+            elif what == fastpath.NOTE_REAPED:
+                self._reaped(value)
+            elif what == fastpath.NOTE_CLOSE:
                 self._drop_fd(process, value, seq)
             elif what == fastpath.NOTE_FD_MADE:
                 self._forget_fd_view(process, value)  # a number reused: classified afresh
@@ -395,33 +408,39 @@ class Supervisor:
             return None
         return self._add_task(tid, status.tgid, status.ppid)
 
-    def _take_in_child(self, pid: int, ppid: int) -> None:
+    def _take_in_child(self, pid: int, ppid: int, pidfd: int = -1) -> None:
         """A child process listed in its parent's /proc children: its main
         thread's tid is its pid, and its parent is known, so its status is
         not read (a /proc/PID/status read costs more than the rest).  Nor is
         its cmdline: not yet seen, it has made no traced call, so no execve,
-        and its argv is its parent's."""
-        if pid not in self.tasks:
-            self._add_task(pid, pid, ppid, argv=list(self.recorder.ledger.processes[ppid].argv))
+        and its argv is its parent's.  pidfd: one opened when it was listed
+        (the fast path's note), ours to keep or close."""
+        if pid in self.tasks or pid in self.processes:
+            if pidfd >= 0:  # seen already: it called
+                os.close(pidfd)
+            return
+        self._add_task(pid, pid, ppid, argv=list(self.recorder.ledger.processes[ppid].argv), pidfd=pidfd)
 
-    def _add_task(self, tid: int, pid: int, ppid: int, argv: list[str] | None = None) -> Task | None:
+    def _add_task(self, tid: int, pid: int, ppid: int, argv: list[str] | None = None,
+                  pidfd: int = -1) -> Task | None:
         process = self.processes.get(pid)
         if process is None:
-            process = self._start_process(pid, ppid=ppid, argv=argv)
+            process = self._start_process(pid, ppid=ppid, argv=argv, pidfd=pidfd)
             if process is None:
                 return None
         task = Task(tid, process)
         self.tasks[tid] = task
         process.tids.add(tid)
         if tid != pid:
-            process.threaded = True
+            self._mark_threaded(process)
         fastpath.add_task(tid, process.pid)
         return task
 
     def _start_process(self, pid: int, ppid: int | None = None, launching: bool = False,
-                       argv: list[str] | None = None) -> Process | None:
+                       argv: list[str] | None = None, pidfd: int = -1) -> Process | None:
         try:
-            pidfd = os.pidfd_open(pid)
+            if pidfd < 0:
+                pidfd = os.pidfd_open(pid)
         except OSError:
             return None
         try:
@@ -461,6 +480,20 @@ class Supervisor:
         process.shares_fds = True
         fastpath.set_fds_shared(process.pid)
 
+    @staticmethod
+    def _mark_threaded(process: Process) -> None:
+        process.threaded = True
+        fastpath.set_threaded(process.pid)
+
+    def _reaped(self, child: int) -> None:
+        """A wait reaped it: it is gone, whether or not the waiter saw it end
+        yet, and its pid is free for a new process."""
+        if child in self.processes:
+            self.processes[child].reaped = True
+            self._let_go_of(self.processes[child])
+        self.ended.pop(child, None)
+        fastpath.forget_ended(child)
+
     def _inherit_fds(self, child: Process, parent: Process) -> None:
         """A fork child starts with its parent's view of its fds (see open_fd)."""
         child.inherited = {fd: c for fd, c in {**parent.inherited, **parent.fds}.items()
@@ -482,11 +515,13 @@ class Supervisor:
             self._forget_task(tid)
         self._let_go_of(process)
         status = self._final_status(process)
-        self.ended[process.pid] = process.identity
+        if not process.reaped:
+            self.ended[process.pid] = process.identity
         stats = self.recorder.ledger.processes[process.pid]
         stats.calls, inexact = fastpath.process_counts(process.pid)
         stats.inexact_calls += inexact
-        fastpath.remove_process(process.pid)
+        # Its identity lets the fast path take the wait that reaps it (L_REAP).
+        fastpath.remove_process(process.pid, process.identity if kernel.PIDFD_INODES and not process.reaped else 0)
         self.epoll.unregister(process.pidfd)
         del self.pidfds[process.pidfd]
         os.close(process.pidfd)
@@ -1673,10 +1708,8 @@ class Supervisor:
             elif spec.handling is Handling.REAP and outcome.spawned_before is not None:
                 gone = sorted(outcome.spawned_before - self._children_of(task.process))
                 result = gone[0] if gone else None
-                for child in gone:  # reaped, so gone: before the waiter may have seen it, and before this call
-                    if child in self.processes:
-                        self._let_go_of(self.processes[child])
-                    self.ended.pop(child, None)  # its pid is free for a new process
+                for child in gone:  # before the waiter may have seen it end, and before this call
+                    self._reaped(child)
             elif outcome.expected_fd is not None:
                 if _holds_new_file(task.process, outcome.expected_fd, spec.name):
                     result = outcome.expected_fd
@@ -1776,7 +1809,7 @@ class Supervisor:
         # clone3's flags are in memory: another thread may change them after
         # this read, and make a thread of what was read as a fork.
         if flags is None or flags & CLONE_THREAD or spec.name == "clone3":
-            task.process.threaded = True
+            self._mark_threaded(task.process)
         self._expect(task, outcome)
         self.listener.let_through(n.id)
 
