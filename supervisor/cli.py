@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 
-from . import __version__, _kernel, features, launch, reports
+from . import __version__, _kernel, control, features, launch, reports
 from . import _fastpath as fastpath
 from .engine import WAKE_SIGNAL, Supervisor
 from .recorder import Recorder
@@ -274,10 +274,6 @@ def run(options, program: list[str], superv_argv: list[str]) -> int:
     wait_status = None
     lost: dict[str, str] = {}  # outputs that could not be written whole
     try:
-        # Imported only now, while the program already runs: trio takes
-        # ~80 ms to import, and the receiver needs none of it.
-        from . import control
-
         wait_status = control.run(supervisor, pid, pidfd, threads, options.interval)
     finally:
         supervisor.stop()

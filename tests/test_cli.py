@@ -93,6 +93,23 @@ def test_heartbeat_samples_active_fds(prog, superv):
     assert writer["classes"]["pipe"]["bytes_out"] == 1200
 
 
+def test_a_run_ends_with_its_last_process_not_with_the_root(superv, tmp_path):
+    """The root exits at once (the control loop's quick wait sees it end),
+    while its background child writes for 0.4 s more: superv waits for the
+    child, samples its fd meanwhile, and exits with the root's status."""
+    out = tmp_path / "late.txt"
+    script = f"(for i in 1 2 3 4; do echo $i; sleep 0.1; done > {out}) & exit 3"
+    run = superv(["/bin/sh", "-c", script], options=("--interval", "0.05"))
+    assert run.returncode == 3, run.stderr.decode()
+    assert out.read_text() == "1\n2\n3\n4\n"  # written whole before superv returned
+    root = run.processes()[0]
+    child = next(p for p in run.processes() if p["ppid"] == root["pid"] and p["classes"].get("disk"))
+    assert root["exit_status"] == 3 and child["exit_status"] == 0
+    assert child["classes"]["disk"]["bytes_out"] == 8
+    assert child["ended"] - root["ended"] > 0.25
+    assert any(e["type"] == "sample" and e["pid"] == child["pid"] for e in run.events)
+
+
 def test_events_stream_has_the_documented_fields(prog, superv):
     run = superv([prog("unpriv_io")])
     events = run.events
