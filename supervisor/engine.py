@@ -322,12 +322,12 @@ class Supervisor:
         """Learn the lifecycle calls the fast path took since (under the lock)."""
         for what, pid, tid, value, seq, pidfd in fastpath.take_notes():
             process = self.processes.get(pid)
-            if what == fastpath.NOTE_SPAWNED:
+            if what == fastpath.NOTE_SPAWNED:  # these two are of the child, whether or not the parent is still known
                 self._take_in_child(value, pid, pidfd)
-            elif process is None:
-                continue
             elif what == fastpath.NOTE_REAPED:
                 self._reaped(value)
+            elif process is None:
+                continue
             elif what == fastpath.NOTE_CLOSE:
                 self._drop_fd(process, value, seq)
             elif what == fastpath.NOTE_FD_MADE:
