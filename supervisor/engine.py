@@ -376,7 +376,7 @@ class Supervisor:
         except StaleProcess:
             # The pid was reused before the old process's exit was handled:
             # finish the old one, then this call belongs to a new process.
-            self.process_exited(process)
+            self.process_exited(process, self._final_status(process))
             if not retried:
                 self.handle(n, retried=True)
             else:
@@ -509,12 +509,12 @@ class Supervisor:
         self.recorder.fd_classified(process.pid, fd, c, inherited=True)
         return c
 
-    def process_exited(self, process: Process) -> None:
-        """Its pidfd became readable: every thread is gone."""
+    def process_exited(self, process: Process, status: int | None) -> None:
+        """Its pidfd became readable: every thread is gone.  status: its
+        wait status (_final_status)."""
         for tid in list(process.tids):
             self._forget_task(tid)
         self._let_go_of(process)
-        status = self._final_status(process)
         if not process.reaped:
             self.ended[process.pid] = process.identity
         stats = self.recorder.ledger.processes[process.pid]
@@ -538,6 +538,20 @@ class Supervisor:
             self._abandon(parked)
         fastpath.drop_parked(process.pid)
         fastpath.drop_fds(process.pid, *ALL_FDS)
+
+    def _exit_statuses(self, events) -> dict[Process, int | None]:
+        """The wait statuses of the processes whose pidfds are among the
+        events, read before the waiter takes the lock: a zombie's first
+        /proc/PID/stat read costs 25 us, the instant of a reaping retries,
+        and the receiver serves calls meanwhile.  A process the receiver
+        let go of in between (its pidfd closed) is left out."""
+        statuses = {}
+        for process in filter(None, (self.pidfds.get(fd) for fd, _ in events)):
+            try:
+                statuses[process] = self._final_status(process)
+            except OSError:
+                pass
+        return statuses
 
     def _final_status(self, process: Process) -> int | None:
         """The wait status: from the pidfd once reaped, from /proc while
@@ -1538,6 +1552,7 @@ class Supervisor:
         if not events and not fastpath.notes_waiting() and not (
                 (self.queues or fastpath.needs_tick()) and time.monotonic() - last_tick >= TICK):
             return last_tick  # an idle round
+        statuses = self._exit_statuses(events)
         with self.lock:
             self.apply_notes()
             for fd, _ in events:
@@ -1547,7 +1562,8 @@ class Supervisor:
                     except BlockingIOError:
                         pass
                 elif fd in self.pidfds:
-                    self.process_exited(self.pidfds[fd])
+                    process = self.pidfds[fd]
+                    self.process_exited(process, statuses[process] if process in statuses else self._final_status(process))
                 elif fd in self.parked_by_fd:
                     parked = self.parked_by_fd.pop(fd)
                     parked.registered_fd = None
