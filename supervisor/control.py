@@ -57,20 +57,27 @@ async def _control(supervisor: Supervisor, pid: int, pidfd: int, threads, interv
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_heartbeat, supervisor, interval)
         if wait_status is None:
-            while wait_status is None:
-                with trio.move_on_after(0.5):
-                    await trio.lowlevel.wait_readable(pidfd)
-                reaped, status = os.waitpid(pid, os.WNOHANG)
-                if reaped:
-                    wait_status = status
-                elif supervisor.stopping:
-                    break  # abandoned (a third signal): report what we have
+            wait_status = await _wait_for_root(supervisor, pid, pidfd)
             _root_ended(supervisor, pidfd, wait_status)
         # The run ends when no traced process is left, not when the first one exits.
         for t in threads:
             await trio.to_thread.run_sync(t.join)
         nursery.cancel_scope.cancel()
     return wait_status
+
+
+async def _wait_for_root(supervisor: Supervisor, pid: int, pidfd: int) -> int | None:
+    """Its wait status; None when the run was abandoned first (a third signal)."""
+    import trio
+
+    while True:
+        with trio.move_on_after(0.5):
+            await trio.lowlevel.wait_readable(pidfd)
+        reaped, status = os.waitpid(pid, os.WNOHANG)
+        if reaped:
+            return status
+        if supervisor.stopping:
+            return None
 
 
 async def _heartbeat(supervisor: Supervisor, interval: float) -> None:
