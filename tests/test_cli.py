@@ -106,7 +106,7 @@ def test_a_run_ends_with_its_last_process_not_with_the_root(superv, tmp_path):
     child = next(p for p in run.processes() if p["ppid"] == root["pid"] and p["classes"].get("disk"))
     assert root["exit_status"] == 3 and child["exit_status"] == 0
     assert child["classes"]["disk"]["bytes_out"] == 8
-    assert child["ended"] - root["ended"] > 0.25
+    assert child["ended"] - root["ended"] > 0.1  # it wrote for 0.4 s after the root ended
     assert any(e["type"] == "sample" and e["pid"] == child["pid"] for e in run.events)
 
 
