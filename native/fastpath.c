@@ -2087,47 +2087,35 @@ static int new_in_listing(proc *p, const uint64_t *before, int before_words, int
 
 /* fork, wait: the child made is the one among the thread's children after
  * the call and not before; the one reaped, before and not after (as
- * engine._spawn_outcome and _settle_outcome).  Python takes a new child in
- * (NOTE_SPAWNED, with a pidfd opened now: by the time Python reads the
- * note, the child may be reaped and its pid another process's), and lets
- * a reaped one go (NOTE_REAPED). */
-static void settle_spawn_or_reap(task *t, pending_t *pd, int thread_gone)
+ * engine._spawn_outcome and _settle_outcome); -1 when there is none.
+ * Python takes a new child in (NOTE_SPAWNED, with a pidfd opened now: by
+ * the time Python reads the note, the child may be reaped and its pid
+ * another process's), and lets a reaped one go (NOTE_REAPED). */
+static int spawned_or_reaped(const task *t, const pending_t *pd)
 {
     proc *p = t->p;
-    int now[CHILDREN_MAX], result = -1;
-    int count = thread_gone ? -1 : thread_children(p->pid, t->tid, now, CHILDREN_MAX);
-    if (count >= 0 && count <= CHILDREN_MAX) {
-        int spawn = pd->layout == L_SPAWN;
-        const int *after = spawn ? now : pd->children, *before = spawn ? pd->children : now;
-        int nafter = spawn ? count : pd->nchildren, nbefore = spawn ? pd->nchildren : count;
-        for (int i = 0; i < nafter; i++)
-            if (!holds_pid(before, nbefore, after[i])) {
-                if (result < 0 || after[i] < result)
-                    result = after[i];
-                if (!spawn) {
-                    ended_remove(after[i]);
-                    add_note(NOTE_REAPED, p->pid, t->tid, after[i], pd->seq);
-                }
+    int now[CHILDREN_MAX], child = -1;
+    int count = thread_children(p->pid, t->tid, now, CHILDREN_MAX);
+    if (count < 0 || count > CHILDREN_MAX)
+        return -1;
+    int spawn = pd->layout == L_SPAWN;
+    const int *after = spawn ? now : pd->children, *before = spawn ? pd->children : now;
+    int nafter = spawn ? count : pd->nchildren, nbefore = spawn ? pd->nchildren : count;
+    for (int i = 0; i < nafter; i++)
+        if (!holds_pid(before, nbefore, after[i])) {
+            if (child < 0 || after[i] < child)
+                child = after[i];
+            if (!spawn) {
+                ended_remove(after[i]);
+                add_note(NOTE_REAPED, p->pid, t->tid, after[i], pd->seq);
             }
-        if (spawn && result > 0 && !find_proc(result)) {
-            int pidfd = (int)syscall(SYS_pidfd_open, result, 0);
-            if (pidfd >= 0 && !add_note_with_pidfd(NOTE_SPAWNED, p->pid, t->tid, result, pd->seq, pidfd))
-                close(pidfd);
         }
+    if (spawn && child > 0 && !find_proc(child)) {
+        int pidfd = (int)syscall(SYS_pidfd_open, child, 0);
+        if (pidfd >= 0 && !add_note_with_pidfd(NOTE_SPAWNED, p->pid, t->tid, child, pd->seq, pidfd))
+            close(pidfd);
     }
-    char line[FIELDS_MAX + 512];
-    out_t o = {line, line + sizeof line - 1};
-    put_call_head(&o, p->pid, t->tid, pd->name, pd->seq);
-    if (result > 0)
-        put_i64(&o, result);
-    else
-        PUT(&o, "null");
-    put(&o, pd->fields, pd->fields_len);
-    if (result <= 0) /* a wait that reaped nothing, or a failed fork, tells nothing */
-        PUT(&o, ",\"outcome\":\"unknown\"");
-    PUT(&o, "}");
-    events_add(line, (size_t)(o.at - line));
-    free(pd);
+    return child;
 }
 
 /* Learn what the call did (thread_gone: it never called again, and no one
@@ -2137,12 +2125,10 @@ static void settle_pending(task *t, int thread_gone)
     pending_t *pd = t->pending;
     proc *p = t->p;
     t->pending = NULL;
-    if (pd->layout == L_SPAWN || pd->layout == L_REAP) {
-        settle_spawn_or_reap(t, pd, thread_gone);
-        return;
-    }
-    int made[2], nmade = 0, connected = 0, replaced = 0;
+    int made[2], nmade = 0, connected = 0, replaced = 0, child = -1;
     if (thread_gone) {
+    } else if (pd->layout == L_SPAWN || pd->layout == L_REAP) {
+        child = spawned_or_reaped(t, pd);
     } else if (pd->layout == L_CONNECT) {
         connected = socket_has_peer(p, pd->expected);
     } else if (pd->layout == L_DUP2) {
@@ -2200,6 +2186,8 @@ static void settle_pending(task *t, int thread_gone)
         put_i64(&o, pd->expected);
     else if (connected)
         PUT(&o, "0");
+    else if (child > 0)
+        put_i64(&o, child);
     else
         PUT(&o, "null");
     put(&o, pd->fields, pd->fields_len);
@@ -2209,9 +2197,10 @@ static void settle_pending(task *t, int thread_gone)
         PUT(&o, ",");
         put_i64(&o, made[1]);
         PUT(&o, "]");
-    } else if (!nmade && !connected && !replaced) {
-        /* a connect in progress, or failed, tells nothing (see _settle_outcome) */
-        if (thread_gone || pd->layout == L_CONNECT)
+    } else if (!nmade && !connected && !replaced && child < 0) {
+        /* a connect in progress or failed, a wait that reaped nothing, a
+         * failed fork: they tell nothing (see _settle_outcome) */
+        if (thread_gone || pd->layout >= L_CONNECT)
             PUT(&o, ",\"outcome\":\"unknown\"");
         else
             PUT(&o, ",\"outcome\":\"failed\"");
