@@ -135,6 +135,7 @@ typedef struct fd_entry {
     Py_ssize_t fragment_len;
     Counters *counters;       /* owned reference */
     int16_t rule_of_kind[MAX_KINDS]; /* the policy rule deciding each call kind: index+1, 0 the default */
+    unsigned long long since; /* classified here, at the call with that number; 0: by Python */
 } fd_entry;
 
 typedef struct proc {
@@ -151,6 +152,9 @@ typedef struct proc {
      * with pidfd_getfd before it is trusted. */
     int picture_known;
     uint64_t *open_bits;
+    /* Of those, the fds a call of the fast path made that Python has not
+     * classified since: the fast path may classify them (classify_here). */
+    uint64_t *fresh_bits;
     int open_words;
     /* Its fd table is shared (threads, CLONE_FILES): calls of two tasks can
      * make fds at once, and a predicted number could name either's. */
@@ -323,6 +327,11 @@ static int picture_grow(proc *p, int words)
         return -1;
     memset(grown + p->open_words, 0, (size_t)(words - p->open_words) * sizeof *grown);
     p->open_bits = grown;
+    uint64_t *fresh = realloc(p->fresh_bits, (size_t)words * sizeof *fresh);
+    if (!fresh)
+        return -1;
+    memset(fresh + p->open_words, 0, (size_t)(words - p->open_words) * sizeof *fresh);
+    p->fresh_bits = fresh;
     p->open_words = words;
     return 0;
 }
@@ -345,16 +354,29 @@ static void picture_remove(proc *p, long long first, long long last)
         last = (long long)p->open_words * 64 - 1;
     for (long long fd = first; fd <= last; fd++)
         if (fd % 64 == 0 && fd + 63 <= last)
-            p->open_bits[fd / 64] = 0, fd += 63;
+            p->open_bits[fd / 64] = p->fresh_bits[fd / 64] = 0, fd += 63;
         else
-            p->open_bits[fd / 64] &= ~(1ULL << (fd % 64));
+            p->open_bits[fd / 64] &= ~(1ULL << (fd % 64)), p->fresh_bits[fd / 64] &= ~(1ULL << (fd % 64));
 }
 
 static void picture_forget(proc *p)
 {
     p->picture_known = 0;
-    if (p->open_bits)
+    if (p->open_bits) {
         memset(p->open_bits, 0, (size_t)p->open_words * sizeof *p->open_bits);
+        memset(p->fresh_bits, 0, (size_t)p->open_words * sizeof *p->fresh_bits);
+    }
+}
+
+static int is_fresh(const proc *p, int fd)
+{
+    return fd >= 0 && fd / 64 < p->open_words && (p->fresh_bits[fd / 64] >> (fd % 64) & 1);
+}
+
+static void fresh_clear(proc *p, int fd)
+{
+    if (fd >= 0 && fd / 64 < p->open_words)
+        p->fresh_bits[fd / 64] &= ~(1ULL << (fd % 64));
 }
 
 /* The number the kernel gives the next fd at base or above: the lowest free. */
@@ -800,6 +822,30 @@ static void put_time(out_t *o, const struct timespec *ts, int digits)
     put(o, frac, (size_t)digits);
 }
 
+/* An event's first members, as recorder._event writes them: {"schema":1,
+ * "type":..,"seq":.. (null when seq < 0),"mono":..,"wall":..,"pid":..  The
+ * wall time, for the caller's other uses. */
+static struct timespec put_envelope(out_t *o, const char *type, long long seq, int pid)
+{
+    struct timespec wall, mono;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    PUT(o, "{\"schema\":1,\"type\":\"");
+    put_str(o, type);
+    PUT(o, "\",\"seq\":");
+    if (seq < 0)
+        PUT(o, "null");
+    else
+        put_i64(o, seq);
+    PUT(o, ",\"mono\":");
+    put_time(o, &mono, 9);
+    PUT(o, ",\"wall\":");
+    put_time(o, &wall, 6);
+    PUT(o, ",\"pid\":");
+    put_i64(o, pid);
+    return wall;
+}
+
 /* ---- the calls each policy rule decided, for summary.json ----------------
  * Python tells, per cached fd and call kind, which rule decides the call (it
  * serves an fd here only when that decision is allow or log); lifecycle
@@ -827,20 +873,9 @@ static void record(proc *p, const call_t *c, long long result, unsigned long lon
         k->bytes_in += moved;
     else
         k->bytes_out += moved;
-    struct timespec wall, mono;
-    clock_gettime(CLOCK_REALTIME, &wall);
-    clock_gettime(CLOCK_MONOTONIC, &mono);
-
     char line[1024];
     out_t o = {line, line + sizeof line - 1};
-    PUT(&o, "{\"schema\":1,\"type\":\"call\",\"seq\":");
-    put_u64(&o, seq);
-    PUT(&o, ",\"mono\":");
-    put_time(&o, &mono, 9);
-    PUT(&o, ",\"wall\":");
-    put_time(&o, &wall, 6);
-    PUT(&o, ",\"pid\":");
-    put_i64(&o, p->pid);
+    struct timespec wall = put_envelope(&o, "call", (long long)seq, p->pid);
     PUT(&o, ",\"syscall\":\"");
     put_str(&o, c->spec->name);
     PUT(&o, "\",\"kind\":\"");
@@ -1722,11 +1757,25 @@ static void serve_peers(const call_t *done, handoffs_t *h)
 
 /* What the fast path did that Python's view must learn; Python takes the
  * notes (take_notes) before it next looks at a process. */
-enum { NOTE_CLOSE = 1, NOTE_EXIT_GROUP, NOTE_THREAD_EXIT, NOTE_FD_MADE, NOTE_CONNECTED, NOTE_SPAWNED, NOTE_REAPED };
+enum { NOTE_CLOSE = 1, NOTE_EXIT_GROUP, NOTE_THREAD_EXIT, NOTE_FD_MADE, NOTE_CONNECTED, NOTE_SPAWNED, NOTE_REAPED,
+       NOTE_CLASSIFIED };
+
+/* NOTE_CLASSIFIED: what classify_here saw of the fd, for Python's own rules
+ * (classify.classify) to give Python's view of it, and the fd's counters. */
+typedef struct {
+    Counters *counters;       /* a reference for Python */
+    unsigned mode;            /* the fstat of our copy */
+    unsigned long long dev, ino, rdev;
+    int family, type, protocol; /* a socket's; family 0 for a pipe */
+    struct sockaddr_in local, remote;
+    int connected;
+} classified_t;
+
 typedef struct {
     int what, pid, tid, value;
     unsigned long long seq;
     int pidfd;                /* NOTE_SPAWNED: the child's, for Python to keep; else -1 */
+    classified_t *facts;      /* NOTE_CLASSIFIED's, malloc'd; else NULL */
 } note_t;
 static note_t *notes;
 static size_t notes_len, notes_cap;
@@ -1741,13 +1790,13 @@ static int add_note_with_pidfd(int what, int pid, int tid, int value, unsigned l
         notes = grown;
         notes_cap = cap;
     }
-    notes[notes_len++] = (note_t){what, pid, tid, value, seq, pidfd};
+    notes[notes_len++] = (note_t){what, pid, tid, value, seq, pidfd, NULL};
     return 1;
 }
 
-static void add_note(int what, int pid, int tid, int value, unsigned long long seq)
+static int add_note(int what, int pid, int tid, int value, unsigned long long seq)
 {
-    add_note_with_pidfd(what, pid, tid, value, seq, -1);
+    return add_note_with_pidfd(what, pid, tid, value, seq, -1);
 }
 
 static int spawn_noted(int child)
@@ -1761,17 +1810,7 @@ static int spawn_noted(int child)
 /* A lifecycle call's record, up to its result: {"schema":1,...,"result": */
 static void put_call_head(out_t *o, int pid, int tid, const char *name, unsigned long long seq)
 {
-    struct timespec wall, mono;
-    clock_gettime(CLOCK_REALTIME, &wall);
-    clock_gettime(CLOCK_MONOTONIC, &mono);
-    PUT(o, "{\"schema\":1,\"type\":\"call\",\"seq\":");
-    put_u64(o, seq);
-    PUT(o, ",\"mono\":");
-    put_time(o, &mono, 9);
-    PUT(o, ",\"wall\":");
-    put_time(o, &wall, 6);
-    PUT(o, ",\"pid\":");
-    put_i64(o, pid);
+    put_envelope(o, "call", (long long)seq, pid);
     PUT(o, ",\"syscall\":\"");
     put_str(o, name);
     PUT(o, "\",\"kind\":\"");
@@ -2085,6 +2124,60 @@ static int new_in_listing(proc *p, const uint64_t *before, int before_words, int
     return -1;
 }
 
+/* A fork child's picture as it was at the fork: its parent's, taken when the
+ * fork settled (at the parent's next call, before that call can close
+ * anything).  The child gets it when Python takes it in (picture_copy),
+ * which can come after the parent closed its ends of a pipe, say.  A child
+ * taken in before that gets its parent's picture as it is, the same. */
+typedef struct forked_picture {
+    int child, words;
+    struct forked_picture *next;
+    uint64_t bits[]; /* the open words, then the fresh words */
+} forked_picture;
+#define FORKED_PICTURES_MAX 256
+static forked_picture *forked_pictures; /* the newest first */
+
+static forked_picture *forked_picture_take(int child)
+{
+    for (forked_picture **at = &forked_pictures; *at; at = &(*at)->next)
+        if ((*at)->child == child) {
+            forked_picture *found = *at;
+            *at = found->next;
+            return found;
+        }
+    return NULL;
+}
+
+static void forked_picture_keep(const proc *parent, int child)
+{
+    if (!parent->picture_known)
+        return;
+    int count = 0;
+    for (forked_picture **at = &forked_pictures; *at; at = &(*at)->next)
+        if (++count >= FORKED_PICTURES_MAX) { /* children never taken in: the oldest go */
+            forked_picture *old = *at;
+            *at = NULL;
+            while (old) {
+                forked_picture *next = old->next;
+                free(old);
+                old = next;
+            }
+            break;
+        }
+    size_t size = (size_t)parent->open_words * sizeof(uint64_t);
+    forked_picture *f = malloc(sizeof *f + 2 * size);
+    if (!f)
+        return;
+    f->child = child;
+    f->words = parent->open_words;
+    if (size) {
+        memcpy(f->bits, parent->open_bits, size);
+        memcpy(f->bits + parent->open_words, parent->fresh_bits, size);
+    }
+    f->next = forked_pictures;
+    forked_pictures = f;
+}
+
 /* fork, wait: the child made is the one among the thread's children after
  * the call and not before; the one reaped, before and not after (as
  * engine._spawn_outcome and _settle_outcome); -1 when there is none.
@@ -2107,6 +2200,7 @@ static int spawned_or_reaped(const task *t, const pending_t *pd)
                 child = after[i];
             if (!spawn) {
                 ended_remove(after[i]);
+                free(forked_picture_take(after[i]));
                 add_note(NOTE_REAPED, p->pid, t->tid, after[i], pd->seq);
             }
         }
@@ -2114,6 +2208,7 @@ static int spawned_or_reaped(const task *t, const pending_t *pd)
         int pidfd = (int)syscall(SYS_pidfd_open, child, 0);
         if (pidfd >= 0 && !add_note_with_pidfd(NOTE_SPAWNED, p->pid, t->tid, child, pd->seq, pidfd))
             close(pidfd);
+        forked_picture_keep(p, child);
     }
     return child;
 }
@@ -2172,7 +2267,8 @@ static void settle_pending(task *t, int thread_gone)
     }
     for (int i = 0; i < nmade; i++) {
         forget_fd(p, made[i]); /* a number reused: classified afresh */
-        picture_add(p, made[i]);
+        if (picture_add(p, made[i]) == 0)
+            p->fresh_bits[made[i] / 64] |= 1ULL << (made[i] % 64);
         add_note(NOTE_FD_MADE, p->pid, t->tid, made[i], pd->seq);
     }
     if (pd->layout == L_CONNECT) /* over: a view made while it ran is stale */
@@ -2210,6 +2306,200 @@ static void settle_pending(task *t, int thread_gone)
     free(pd);
 }
 
+/* ---- classifying an fd here -------------------------------------------------------
+ * A pipe, or a TCP or UDP socket over IPv4, that a call of the fast path made
+ * (accept, pipe, socket...) is classified here at its first data call, as
+ * classify.py would, when no policy and no --trace needs Python's view first:
+ * that first call was a trip to Python for every connection and every pipe
+ * (four of the five trips of a round of the seed scenario).  The "fd" event
+ * is written here, in its place before the call's record; Python learns the
+ * rest from the note (NOTE_CLASSIFIED: the facts, which classify.classify
+ * turns into the same classification, and the counters).  Only for fds
+ * Python has no view of (fresh_bits), in a process without threads: another
+ * thread's call could change the fd meanwhile (a connect). */
+
+static int classify_here_on;
+static dev_t pipefs_device;
+#define SPARE_COUNTERS_MAX 256
+/* Counters Python made for fds classified here (a Python object is made
+ * with the GIL); each holds two references: the entry's and the note's. */
+static Counters *spare_counters[SPARE_COUNTERS_MAX];
+static int spare_count;
+
+/* The name of a channel, as engine._channel_keys gives it: FNV-1a of its text. */
+static unsigned long long channel_key(const char *text)
+{
+    unsigned long long h = 14695981039346656037ULL;
+    for (; *text; text++)
+        h = (h ^ (unsigned char)*text) * 1099511628211ULL;
+    return h ? h : 1;
+}
+
+/* p's view of fd becomes e, made from these (it takes the reference to
+ * counters, and dup); NULL when out of memory (nothing taken). */
+static fd_entry *entry_install(proc *p, int fd, int dup, int mode, int is_net, const char *tag, const char *fragment,
+                               Py_ssize_t fragment_len, Counters *counters, unsigned long long key,
+                               unsigned long long peer_key, int tcp, const int16_t *rule_of_kind)
+{
+    if (fd >= p->nfds) {
+        int size = p->nfds ? p->nfds : 64;
+        while (size <= fd)
+            size *= 2;
+        fd_entry **grown = realloc(p->fds, sizeof *grown * (size_t)size);
+        if (!grown)
+            return NULL;
+        memset(grown + p->nfds, 0, sizeof *grown * (size_t)(size - p->nfds));
+        p->fds = grown;
+        p->nfds = size;
+    }
+    fd_entry *e = calloc(1, sizeof *e);
+    if (!e || !(e->fragment = malloc((size_t)fragment_len))) {
+        free(e);
+        return NULL;
+    }
+    memcpy(e->fragment, fragment, (size_t)fragment_len);
+    e->fragment_len = fragment_len;
+    memcpy(e->rule_of_kind, rule_of_kind, sizeof e->rule_of_kind);
+    e->refs = 1;
+    e->key = key;
+    e->peer_key = peer_key;
+    e->discards_by_trunc = (uint8_t)tcp;
+    e->dup = dup;
+    e->mode = (uint8_t)mode;
+    e->is_net = (uint8_t)is_net;
+    snprintf(e->tag, sizeof e->tag, "%s", tag);
+    e->counters = counters;
+    drop_entry(p->fds[fd]);
+    p->fds[fd] = e;
+    return e;
+}
+
+/* classify.format_sockaddr's "1.2.3.4:80" */
+static void format_inet(char *out, size_t size, const struct sockaddr_in *a)
+{
+    char host[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+    snprintf(out, size, "%s:%u", host, (unsigned)ntohs(a->sin_port));
+}
+
+/* The facts classify.classify needs, for the kinds classified here; 0 when
+ * the fd is of another kind, or a socket whose ends may still change
+ * (engine._endpoints_incomplete). */
+static int classify_facts(int dup, classified_t *f)
+{
+    struct stat st;
+    if (fstat(dup, &st) < 0)
+        return 0;
+    f->mode = st.st_mode;
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
+    f->rdev = st.st_rdev;
+    if (S_ISFIFO(st.st_mode) && st.st_dev == pipefs_device)
+        return 1;
+    if (!S_ISSOCK(st.st_mode))
+        return 0;
+    socklen_t len = sizeof(int);
+    if (getsockopt(dup, SOL_SOCKET, SO_DOMAIN, &f->family, &len) < 0 || f->family != AF_INET ||
+        getsockopt(dup, SOL_SOCKET, SO_TYPE, &f->type, &len) < 0 ||
+        getsockopt(dup, SOL_SOCKET, SO_PROTOCOL, &f->protocol, &len) < 0)
+        return 0;
+    if (!(f->type == SOCK_STREAM && f->protocol == IPPROTO_TCP) && !(f->type == SOCK_DGRAM && f->protocol == IPPROTO_UDP))
+        return 0;
+    socklen_t local_len = sizeof f->local, remote_len = sizeof f->remote;
+    if (getsockname(dup, (struct sockaddr *)&f->local, &local_len) < 0 || local_len != sizeof f->local)
+        return 0;
+    f->connected = getpeername(dup, (struct sockaddr *)&f->remote, &remote_len) == 0 && remote_len == sizeof f->remote;
+    return f->local.sin_port != 0 && (f->connected || f->type == SOCK_DGRAM);
+}
+
+/* p's view of fd, classified here; NULL when it is Python's to classify. */
+static fd_entry *classify_here(proc *p, int fd)
+{
+    if (!classify_here_on || trace_fd >= 0 || !spare_count || p->threaded || p->shares_fds || !is_fresh(p, fd))
+        return NULL;
+    int dup = copy_of(p, fd);
+    if (dup < 0)
+        return NULL;
+    classified_t *f = calloc(1, sizeof *f);
+    if (!f || !classify_facts(dup, f)) {
+        free(f);
+        close(dup);
+        return NULL;
+    }
+    char local[32] = "", remote[32] = "", detail[80], key_text[96], peer_text[96];
+    const char *name = f->type == SOCK_DGRAM ? "udp" : "tcp";
+    unsigned long long key = 0, peer_key = 0;
+    int mode;
+    if (!f->family) {
+        mode = M_PIPE;
+        snprintf(detail, sizeof detail, "pipe");
+        snprintf(key_text, sizeof key_text, "pipe|%llu|%llu", f->dev, f->ino);
+        key = peer_key = channel_key(key_text);
+    } else {
+        mode = f->type == SOCK_DGRAM ? M_DATAGRAM : M_STREAM;
+        format_inet(local, sizeof local, &f->local);
+        if (f->connected) {
+            format_inet(remote, sizeof remote, &f->remote);
+            snprintf(detail, sizeof detail, "%s %s -> %s", name, local, remote);
+            snprintf(key_text, sizeof key_text, "%s|%s|%s", name, local, remote);
+            snprintf(peer_text, sizeof peer_text, "%s|%s|%s", name, remote, local);
+            key = channel_key(key_text);
+            peer_key = channel_key(peer_text);
+        } else {
+            snprintf(detail, sizeof detail, "%s %s", name, local);
+        }
+    }
+    char fragment[160];
+    int fragment_len = snprintf(fragment, sizeof fragment, "\"class\":\"%s\",\"detail\":\"%s\"",
+                                f->family ? "net" : "pipe", detail);
+    static const int16_t no_rules[MAX_KINDS];
+    Counters *counters = spare_counters[spare_count - 1];
+    fd_entry *e = NULL;
+    if (add_note(NOTE_CLASSIFIED, p->pid, p->pid, fd, p->next_seq) &&
+        !(e = entry_install(p, fd, dup, mode, f->family != 0, f->family ? " NET" : "PIPE", fragment, fragment_len,
+                            counters, key, peer_key, f->family && f->type == SOCK_STREAM, no_rules)))
+        notes_len--;
+    if (!e) {
+        free(f);
+        close(dup);
+        return NULL;
+    }
+    spare_count--;
+    e->since = p->next_seq;
+    fresh_clear(p, fd);
+    unsigned long long inode = f->ino;
+    f->counters = counters;
+    notes[notes_len - 1].facts = f;
+
+    /* the "fd" event, as recorder.fd_classified writes it */
+    char line[512];
+    out_t o = {line, line + sizeof line - 1};
+    put_envelope(&o, "fd", -1, p->pid);
+    PUT(&o, ",\"fd\":");
+    put_i64(&o, fd);
+    PUT(&o, ",");
+    put(&o, fragment, (size_t)fragment_len);
+    if (*local) {
+        PUT(&o, ",\"local\":\"");
+        put_str(&o, local);
+        PUT(&o, "\"");
+    } else {
+        PUT(&o, ",\"local\":null");
+    }
+    if (*remote) {
+        PUT(&o, ",\"remote\":\"");
+        put_str(&o, remote);
+        PUT(&o, "\"");
+    } else {
+        PUT(&o, ",\"remote\":null");
+    }
+    PUT(&o, ",\"path\":null,\"inode\":");
+    put_u64(&o, inode);
+    PUT(&o, ",\"peer_inode\":null,\"inherited\":false}");
+    events_add(line, (size_t)(o.at - line));
+    return e;
+}
+
 /* ---- the fast path proper ------------------------------------------------------- */
 
 /* A call on an fd that cannot be emulated faithfully (a terminal, an
@@ -2236,6 +2526,9 @@ static int fast_handle(const struct seccomp_notif *n, handoffs_t *h)
         return pending_call(n, spec, t);
     if (spec->layout >= L_CLOSE)
         return lifecycle(n, spec, t);
+    int fd = (int)n->data.args[0];
+    if (fd >= 0 && (fd >= t->p->nfds || !t->p->fds[fd]))
+        classify_here(t->p, fd);
     call_t c;
     if (!decode(n, spec, t, &c))
         return 0;
@@ -2942,6 +3235,14 @@ static PyObject *f_init(PyObject *self, PyObject *args)
     Py_DECREF(names);
     if (ensure_buffers() < 0)
         return PyErr_NoMemory();
+    int ends[2];
+    struct stat st;
+    if (pipe2(ends, O_CLOEXEC) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    if (fstat(ends[0], &st) == 0)
+        pipefs_device = st.st_dev;
+    close(ends[0]);
+    close(ends[1]);
     Py_RETURN_NONE;
 }
 
@@ -3007,6 +3308,7 @@ static PyObject *f_remove_process(PyObject *self, PyObject *args)
     rows_flush(p);
     unlink_proc(p);
     free(p->open_bits);
+    free(p->fresh_bits);
     free(p->fds);
     free(p->rows);
     free(p->log_path);
@@ -3200,19 +3502,39 @@ static PyObject *f_picture(PyObject *self, PyObject *args)
 static PyObject *f_picture_copy(PyObject *self, PyObject *args)
 {
     int child_pid, parent_pid;
-    if (!PyArg_ParseTuple(args, "ii", &child_pid, &parent_pid))
+    PyObject *seen;
+    if (!PyArg_ParseTuple(args, "iiO", &child_pid, &parent_pid, &seen))
         return NULL;
     proc *child = find_proc(child_pid), *parent = find_proc(parent_pid);
-    if (!child || !parent || child == parent)
+    forked_picture *at_fork = forked_picture_take(child_pid);
+    if (!child || !parent || child == parent) {
+        free(at_fork);
         Py_RETURN_NONE;
+    }
     picture_forget(child);
-    if (!parent->picture_known)
+    if (!at_fork && !parent->picture_known)
         Py_RETURN_NONE;
-    if (picture_grow(child, parent->open_words) < 0)
+    int words = at_fork ? at_fork->words : parent->open_words;
+    if (picture_grow(child, words) < 0) {
+        free(at_fork);
         return PyErr_NoMemory();
-    if (parent->open_words)
-        memcpy(child->open_bits, parent->open_bits, (size_t)parent->open_words * sizeof *child->open_bits);
+    }
+    size_t size = (size_t)words * sizeof(uint64_t);
+    if (words) {
+        memcpy(child->open_bits, at_fork ? at_fork->bits : parent->open_bits, size);
+        memcpy(child->fresh_bits, at_fork ? at_fork->bits + words : parent->fresh_bits, size);
+    }
+    free(at_fork);
     child->picture_known = 1;
+    /* the fds Python gave the child its parent's view of (engine._inherit_fds) */
+    PyObject *fast = PySequence_Fast(seen, "seen must be a sequence");
+    if (!fast)
+        return NULL;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast); i++)
+        fresh_clear(child, (int)PyLong_AsLong(PySequence_Fast_GET_ITEM(fast, i)));
+    Py_DECREF(fast);
+    if (PyErr_Occurred())
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -3267,40 +3589,13 @@ static PyObject *f_cache_fd(PyObject *self, PyObject *args)
         close(dup);
         Py_RETURN_FALSE;
     }
-    if (fd >= p->nfds) {
-        int size = p->nfds ? p->nfds : 64;
-        while (size <= fd)
-            size *= 2;
-        fd_entry **grown = realloc(p->fds, sizeof *grown * (size_t)size);
-        if (!grown) {
-            close(dup);
-            return PyErr_NoMemory();
-        }
-        memset(grown + p->nfds, 0, sizeof *grown * (size_t)(size - p->nfds));
-        p->fds = grown;
-        p->nfds = size;
-    }
-    fd_entry *e = calloc(1, sizeof *e);
-    if (!e || !(e->fragment = malloc((size_t)fragment_len))) {
-        free(e);
+    Py_INCREF(counters);
+    if (!entry_install(p, fd, dup, mode, is_net, tag, fragment, fragment_len, (Counters *)counters, key, peer_key,
+                       tcp, rule_of_kind)) {
+        Py_DECREF(counters);
         close(dup);
         return PyErr_NoMemory();
     }
-    memcpy(e->fragment, fragment, (size_t)fragment_len);
-    e->fragment_len = fragment_len;
-    memcpy(e->rule_of_kind, rule_of_kind, sizeof rule_of_kind);
-    e->refs = 1;
-    e->key = key;
-    e->peer_key = peer_key;
-    e->discards_by_trunc = (uint8_t)tcp;
-    e->dup = dup;
-    e->mode = (uint8_t)mode;
-    e->is_net = (uint8_t)is_net;
-    snprintf(e->tag, sizeof e->tag, "%s", tag);
-    Py_INCREF(counters);
-    e->counters = (Counters *)counters;
-    drop_entry(p->fds[fd]);
-    p->fds[fd] = e;
     Py_RETURN_TRUE;
 }
 
@@ -3319,13 +3614,64 @@ static PyObject *f_is_cached(PyObject *self, PyObject *args)
 static PyObject *f_drop_fds(PyObject *self, PyObject *args)
 {
     int pid;
-    long long first, last;
-    if (!PyArg_ParseTuple(args, "iLL", &pid, &first, &last))
+    long long first, last, noted_at = -1;
+    if (!PyArg_ParseTuple(args, "iLL|L", &pid, &first, &last, &noted_at))
         return NULL;
     proc *p = find_proc(pid);
     if (p)
-        for (long long fd = first < 0 ? 0 : first; fd <= last && fd < p->nfds; fd++)
-            forget_fd(p, (int)fd);
+        for (long long fd = first < 0 ? 0 : first; fd <= last && fd < p->nfds; fd++) {
+            const fd_entry *e = p->fds[fd];
+            /* a note's view change is older than an fd classified here since */
+            if (!(e && e->since && noted_at >= 0 && e->since > (unsigned long long)noted_at))
+                forget_fd(p, (int)fd);
+        }
+    Py_RETURN_NONE;
+}
+
+static PyObject *f_set_classify_here(PyObject *self, PyObject *args)
+{
+    if (!PyArg_ParseTuple(args, "p", &classify_here_on))
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *f_add_counters(PyObject *self, PyObject *args)
+{
+    PyObject *list;
+    if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &list))
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list) && spare_count < SPARE_COUNTERS_MAX; i++) {
+        PyObject *counters = PyList_GET_ITEM(list, i);
+        if (!PyObject_TypeCheck(counters, &CountersType))
+            return PyErr_Format(PyExc_TypeError, "a Counters is needed, not %R", counters);
+        Py_INCREF(counters); /* the entry's */
+        Py_INCREF(counters); /* the note's */
+        spare_counters[spare_count++] = (Counters *)counters;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *f_spare_counters(PyObject *self, PyObject *noargs)
+{
+    return PyLong_FromLong(spare_count);
+}
+
+static PyObject *f_channel_key(PyObject *self, PyObject *args)
+{
+    const char *text;
+    if (!PyArg_ParseTuple(args, "s", &text))
+        return NULL;
+    return PyLong_FromUnsignedLongLong(channel_key(text));
+}
+
+static PyObject *f_seen_by_python(PyObject *self, PyObject *args)
+{
+    int pid, fd;
+    if (!PyArg_ParseTuple(args, "ii", &pid, &fd))
+        return NULL;
+    proc *p = find_proc(pid);
+    if (p)
+        fresh_clear(p, fd);
     Py_RETURN_NONE;
 }
 
@@ -3455,7 +3801,22 @@ static PyObject *f_take_notes(PyObject *self, PyObject *noargs)
         return NULL;
     for (size_t i = 0; i < notes_len; i++) {
         note_t *n = &notes[i];
-        PyObject *item = Py_BuildValue("(iiiiKi)", n->what, n->pid, n->tid, n->value, n->seq, n->pidfd);
+        PyObject *facts;
+        classified_t *f = n->facts;
+        if (!f)
+            facts = Py_NewRef(Py_None);
+        else if (f->family)
+            facts = Py_BuildValue("(NIKKKiiiy#N)", (PyObject *)f->counters, f->mode, f->rdev, f->dev, f->ino,
+                                  f->family, f->type, f->protocol, (const char *)&f->local, (Py_ssize_t)sizeof f->local,
+                                  f->connected ? PyBytes_FromStringAndSize((const char *)&f->remote, sizeof f->remote)
+                                               : Py_NewRef(Py_None));
+        else
+            facts = Py_BuildValue("(NIKKKiiiOO)", (PyObject *)f->counters, f->mode, f->rdev, f->dev, f->ino, 0, 0, 0,
+                                  Py_None, Py_None);
+        free(f);
+        n->facts = NULL;
+        PyObject *item = facts ? Py_BuildValue("(iiiiKiN)", n->what, n->pid, n->tid, n->value, n->seq, n->pidfd, facts)
+                               : NULL;
         if (!item) {
             Py_DECREF(list);
             return NULL;
@@ -3513,7 +3874,7 @@ static PyMethodDef methods[] = {
     {"picture_add", f_picture_add, METH_VARARGS, "picture_add(pid, fd): a new fd"},
     {"picture_remove", f_picture_remove, METH_VARARGS, "picture_remove(pid, first, last): fds closed"},
     {"picture", f_picture, METH_VARARGS, "picture(pid) -> its open fd numbers as known, or None"},
-    {"picture_copy", f_picture_copy, METH_VARARGS, "picture_copy(child, parent): a fork child's picture"},
+    {"picture_copy", f_picture_copy, METH_VARARGS, "picture_copy(child, parent, inherited): a fork child's picture; Python has a view of the inherited fds"},
     {"take_seq", f_take_seq, METH_VARARGS, "take_seq(pid) -> the process's next call number"},
     {"process_counts", f_process_counts, METH_VARARGS,
      "process_counts(pid) -> (call numbers taken, calls here run by the kernel without a known result)"},
@@ -3521,7 +3882,16 @@ static PyMethodDef methods[] = {
      "cache_fd(pid, fd, dup, mode, is_net, tag, fragment, counters, key, peer_key, tcp, rules) -> bool: "
      "the fast path may take it; key names its channel, peer_key the one its bytes reach (0: unknown)"},
     {"is_cached", f_is_cached, METH_VARARGS, "is_cached(pid, fd) -> bool"},
-    {"drop_fds", f_drop_fds, METH_VARARGS, "drop_fds(pid, first, last): close our copies of those fds"},
+    {"drop_fds", f_drop_fds, METH_VARARGS,
+     "drop_fds(pid, first, last[, noted_at]): close our copies of those fds (but for those classified here after "
+     "the call numbered noted_at)"},
+    {"set_classify_here", f_set_classify_here, METH_VARARGS,
+     "set_classify_here(on): classify the pipes and IPv4 sockets the fast path made (NOTE_CLASSIFIED)"},
+    {"add_counters", f_add_counters, METH_VARARGS, "add_counters([Counters...]): for fds classified here"},
+    {"spare_counters", f_spare_counters, METH_NOARGS, "spare_counters() -> how many add_counters gave are left"},
+    {"channel_key", f_channel_key, METH_VARARGS, "channel_key(text) -> the number naming a channel"},
+    {"seen_by_python", f_seen_by_python, METH_VARARGS,
+     "seen_by_python(pid, fd): Python has a view of it, so the fast path does not classify it"},
     {"emit", f_emit, METH_VARARGS, "emit(line): append a line to events.jsonl"},
     {"flush", f_flush, METH_NOARGS, "flush(): write events.jsonl's pending lines"},
     {"output_errors", f_output_errors, METH_NOARGS,
@@ -3577,6 +3947,7 @@ PyMODINIT_FUNC PyInit__fastpath(void)
         PyModule_AddIntConstant(m, "L_SPAWN", L_SPAWN) < 0 || PyModule_AddIntConstant(m, "L_REAP", L_REAP) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_SPAWNED", NOTE_SPAWNED) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_REAPED", NOTE_REAPED) < 0 ||
+        PyModule_AddIntConstant(m, "NOTE_CLASSIFIED", NOTE_CLASSIFIED) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_FD_MADE", NOTE_FD_MADE) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_CONNECTED", NOTE_CONNECTED) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_CLOSE", NOTE_CLOSE) < 0 ||

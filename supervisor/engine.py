@@ -30,11 +30,11 @@ import attrs
 
 from . import _fastpath as fastpath
 from . import _kernel, kernel, pathwalk, procfs, reports, syscalls
-from .classify import Classification, FdClass, IoMode, SocketFacts, classify, format_sockaddr, socket_detail
+from .classify import Classification, FdClass, FdFacts, IoMode, SocketFacts, classify, format_sockaddr, socket_detail
 from .datacalls import Builder, Immediate, Passthrough
 from .emulate import AcceptOp, Caller, ConnectOp, OpenFd, Operation, Scratch, WriteOp
 from .kernel import ERESTARTSYS, Listener, Notification
-from .ledger import Leg
+from .ledger import Counters, Leg
 from .recorder import Recorder
 from .syscalls import Handling, as_int
 
@@ -62,6 +62,7 @@ FAST_MODES = {
     IoMode.MEMORY_DEVICE: fastpath.M_MEMDEV,
     IoMode.PASSTHROUGH: fastpath.M_PASSTHROUGH,  # recorded without a result, run by the kernel
 }
+SPARE_COUNTERS = 128  # kept ready for the fds the fast path classifies
 FAST_LAYOUTS = {
     syscalls.Layout.BUF: fastpath.L_BUF,
     syscalls.Layout.BUF_AT: fastpath.L_BUF_AT,
@@ -255,6 +256,7 @@ class Supervisor:
         self.pidfds: dict[int, Process] = {}
         self.ended: dict[int, int] = {}  # pid -> identity of the process that exited with it
         self.receiving = True
+        self.classifies_in_fast_path = False  # set when the fast path starts
         self.stopping = False
         self.root_status: int | None = None  # set by whoever reaps the root
         self.receiver_ident: int | None = None
@@ -297,6 +299,11 @@ class Supervisor:
             self.fast_lifecycle = frozenset(lifecycle)
             fastpath.init(self.listener.fd, self.on_notification, fast_path_table(lifecycle, decided_on_address),
                           syscalls.CALL_KINDS)
+            # A policy's rules and --trace's notes on fds are Python's.
+            self.classifies_in_fast_path = FASTPATH and self.policy is None and self.recorder.trace is None
+            fastpath.set_classify_here(self.classifies_in_fast_path)
+            with self.lock:
+                self._spare_counters()
             fastpath.run()
         except BaseException as error:  # a dead receiver must not leave the run hanging
             self.recorder.internal_error(self.root_pid, "receiver", error)
@@ -319,8 +326,12 @@ class Supervisor:
                 self._after_bug(nid, nr, self.root_pid, "handle", error)
 
     def apply_notes(self) -> None:
-        """Learn the lifecycle calls the fast path took since (under the lock)."""
-        for what, pid, tid, value, seq, pidfd in fastpath.take_notes():
+        """Learn the lifecycle calls the fast path took since (under the lock).
+        A view a note drops is older than the note; an fd the fast path
+        classified since (NOTE_CLASSIFIED, later in the list) stays."""
+        if self.classifies_in_fast_path:
+            self._spare_counters()
+        for what, pid, tid, value, seq, pidfd, facts in fastpath.take_notes():
             process = self.processes.get(pid)
             if what == fastpath.NOTE_SPAWNED:  # these two are of the child, whether or not the parent is still known
                 self._take_in_child(value, pid, pidfd)
@@ -328,12 +339,14 @@ class Supervisor:
                 self._reaped(value)
             elif process is None:
                 continue
+            elif what == fastpath.NOTE_CLASSIFIED:
+                self._adopt_classified(process, value, facts)
             elif what == fastpath.NOTE_CLOSE:
-                self._drop_fd(process, value, seq)
+                self._drop_fd(process, value, seq, noted_at=seq)
             elif what == fastpath.NOTE_FD_MADE:
-                self._forget_fd_view(process, value)  # a number reused: classified afresh
+                self._forget_fd_view(process, value, noted_at=seq)  # a number reused: classified afresh
             elif what == fastpath.NOTE_CONNECTED:
-                self._endpoints_change(process, value)
+                self._endpoints_change(process, value, noted_at=seq)
             elif what == fastpath.NOTE_EXIT_GROUP:
                 process.exit_code = value
             elif what == fastpath.NOTE_THREAD_EXIT:
@@ -498,7 +511,7 @@ class Supervisor:
         """A fork child starts with its parent's view of its fds (see open_fd)."""
         child.inherited = {fd: c for fd, c in {**parent.inherited, **parent.fds}.items()
                            if fd not in parent.endpoints_changed}
-        fastpath.picture_copy(child.pid, parent.pid)
+        fastpath.picture_copy(child.pid, parent.pid, list(child.inherited))
 
     def _adopt_inherited(self, process: Process, fd: int, identity: tuple[int, int]) -> Classification | None:
         """The parent's classification of this fd, if it names the same file."""
@@ -652,6 +665,7 @@ class Supervisor:
                   st: os.stat_result | None = None) -> Classification:
         c = classify(kernel.fd_facts(process.pid, fd, dup, st))
         process.fds[fd] = c
+        fastpath.seen_by_python(process.pid, fd)
         process.endpoints_changed.discard(fd)
         if previous is not None and previous.identity == c.identity:
             if previous != c:
@@ -660,27 +674,50 @@ class Supervisor:
             self.recorder.fd_classified(process.pid, fd, c)
         return c
 
-    def _forget_fd_view(self, process: Process, fd: int) -> None:
-        """A new file on this number: whatever was cached for it is stale."""
+    def _adopt_classified(self, process: Process, fd: int, facts: tuple) -> None:
+        """An fd the fast path classified at its first call (classify_here):
+        Python's view of it, by Python's own rules from the facts the fast
+        path saw, and the counters the fast path counts it in.  Its "fd"
+        event is written already."""
+        counters, mode, rdev, dev, ino, family, type_, protocol, local, remote = facts
+        if family:
+            link, socket_facts = f"socket:[{ino}]", SocketFacts(family, type_, protocol, local, remote)
+        else:
+            link, socket_facts = f"pipe:[{ino}]", None
+        c = classify(FdFacts(link, mode, rdev, dev, ino, False, socket_facts))
+        process.fds[fd] = c
+        process.inherited.pop(fd, None)
+        process.endpoints_changed.discard(fd)
+        self.recorder.ledger.fd_opened(process.pid, fd, c, counters)
+
+    def _spare_counters(self) -> None:
+        """Counters for the fds the fast path classifies (it cannot make a
+        Python object); the waiter's rounds keep some ready."""
+        if fastpath.spare_counters() < SPARE_COUNTERS // 2:
+            fastpath.add_counters([Counters() for _ in range(SPARE_COUNTERS - fastpath.spare_counters())])
+
+    def _forget_fd_view(self, process: Process, fd: int, noted_at: int = -1) -> None:
+        """A new file on this number: whatever was cached for it is stale.
+        noted_at: the number of the call whose note says so (see apply_notes)."""
         process.inherited.pop(fd, None)
         if fd in process.fds:
-            self._drop_fd(process, fd, None)
+            self._drop_fd(process, fd, None, noted_at)
         else:
-            fastpath.drop_fds(process.pid, fd, fd)
+            fastpath.drop_fds(process.pid, fd, fd, noted_at)
 
-    def _drop_fd(self, process: Process, fd: int, seq: int | None) -> None:
-        fastpath.drop_fds(process.pid, fd, fd)
+    def _drop_fd(self, process: Process, fd: int, seq: int | None, noted_at: int = -1) -> None:
+        fastpath.drop_fds(process.pid, fd, fd, noted_at)
         process.inherited.pop(fd, None)
         process.endpoints_changed.discard(fd)
         if process.fds.pop(fd, None) is not None:
             self.recorder.fd_closed(process.pid, fd, seq)
 
     @staticmethod
-    def _endpoints_change(process: Process, fd: int) -> None:
+    def _endpoints_change(process: Process, fd: int, noted_at: int = -1) -> None:
         """connect, bind: the socket's ends change, when the call begins (no
         fast path for it meanwhile) and again once it is over (a view made
         in between is stale).  Classified afresh at its next use."""
-        fastpath.drop_fds(process.pid, fd, fd)
+        fastpath.drop_fds(process.pid, fd, fd, noted_at)
         process.inherited.pop(fd, None)
         if fd in process.fds:
             process.endpoints_changed.add(fd)
@@ -2082,7 +2119,7 @@ def _channel_keys(c: Classification) -> tuple[int, int]:
     not known (an unconnected socket)."""
 
     def name(*parts) -> int:
-        return (hash(parts) & 0xFFFFFFFFFFFFFFFF) or 1
+        return fastpath.channel_key("|".join(map(str, parts)))  # the fast path names them alike (classify_here)
 
     if c.io_mode is IoMode.PIPE:
         key = name("pipe", *c.identity)

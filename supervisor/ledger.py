@@ -167,11 +167,13 @@ class Ledger:
 
     # -- descriptors -------------------------------------------------------
 
-    def fd_opened(self, pid: int, fd: int, classification: Classification) -> FdStats:
-        """Start the lifetime of fd in pid (its first use, or inherited)."""
+    def fd_opened(self, pid: int, fd: int, classification: Classification,
+                  counters: Counters | None = None) -> FdStats:
+        """Start the lifetime of fd in pid (its first use, or inherited).
+        counters: the ones the fast path counts it in already."""
         stats = self.processes[pid]
         self.fd_closed(pid, fd)
-        fd_stats = FdStats(pid=pid, fd=fd, classification=classification)
+        fd_stats = FdStats(pid=pid, fd=fd, classification=classification, counters=counters if counters is not None else Counters())
         stats.fds.append(fd_stats)
         stats.open_fds[fd] = fd_stats
         return fd_stats

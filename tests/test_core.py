@@ -288,7 +288,7 @@ def test_the_picture_of_fd_numbers_gives_the_number_the_kernel_gives_next():
             assert fastpath.picture_free_from(parent, 0) == 200 and fastpath.picture_free_from(parent, 64) == 200
             fastpath.picture_remove(parent, 64, 127)
             assert fastpath.picture_free_from(parent, 0) == 64 and fastpath.picture_free_from(parent, 130) == 200
-            fastpath.picture_copy(child, parent)
+            fastpath.picture_copy(child, parent, [])
             fastpath.picture_add(child, 64)
             assert fastpath.picture_free_from(child, 0) == 65 and fastpath.picture_free_from(parent, 0) == 64
             fastpath.picture_remove(parent, 0, 2**32 - 1)  # close_range(0, ~0U)

@@ -1,0 +1,77 @@
+"""fds the fast path classifies itself: the pipes and the TCP and UDP
+sockets over IPv4 that calls it took made (pipe, socket, accept), at their
+first data call, where that call was a trip to Python.  What it writes (the
+"fd" events, the calls' class and detail, the per-fd totals) must be what
+the Python engine (SUPERV_FASTPATH=0, the reference) writes, record for
+record; the fds it leaves to Python (unix and IPv6 sockets, a UDP socket
+its first send binds) too."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+VOLATILE = {"mono", "wall", "pid", "tid", "inode", "peer_inode"}  # differ from run to run
+LOOP = 100  # as in classified_fds.c
+
+
+def without_ports(value):
+    """Ports the kernel chose differ from run to run."""
+    return re.sub(r"(\]|\d):\d+", r"\1:PORT", value) if isinstance(value, str) else value
+
+
+def stable(event: dict) -> dict:
+    return {k: without_ports(v) for k, v in event.items() if k not in VOLATILE}
+
+
+def by_process(run) -> list[list[dict]]:
+    """Each process's fd events and data calls, in order; processes in the
+    order they started."""
+    pids = [p["pid"] for p in run.processes()]
+    return [[stable(e) for e in run.events
+             if e["pid"] == pid and (e["type"] == "fd" or e["type"] == "call" and "fd_in" in e)] for pid in pids]
+
+
+def fd_totals(run) -> list[list[dict]]:
+    return [[stable(fd) for fd in p["fds"]] for p in run.processes()]
+
+
+@pytest.mark.parametrize("static", [False, True], ids=["dynamic", "static"])
+def test_the_fast_path_classifies_fds_as_the_python_engine_does(prog, superv, static):
+    program = [prog("classified_fds", static=static)]
+    fast = superv(program, env=dict(os.environ, SUPERV_FASTPATH="1"))
+    python = superv(program, env=dict(os.environ, SUPERV_FASTPATH="0"))
+    for run in (fast, python):
+        assert run.returncode == 0, run.stderr.decode()
+        assert sorted(run.stdout.splitlines()) == sorted(fast.stdout.splitlines())
+
+    # What the program saw, in the records, with the class and detail of the fd.
+    main = by_process(fast)[0]
+    said = [int(n) for n in re.findall(rb"^(?:[a-z]+) (-?\d+)$", fast.stdout, re.M)]
+    calls = [e for e in main if e["type"] == "call" and e["fd"] > 2 and e["class"] != "disk"]  # not the loader's
+    assert [e["result"] for e in calls[:len(said)]] == said
+    details = [e["detail"] for e in calls[:len(said)]]
+    assert details[:16] == ["pipe", "pipe", *["tcp 127.0.0.1:PORT -> 127.0.0.1:PORT"] * 4,
+                            "udp 127.0.0.1:PORT", "udp 127.0.0.1:PORT", "udp 127.0.0.1:PORT -> 127.0.0.1:PORT",
+                            "udp 127.0.0.1:PORT", "udp 0.0.0.0:PORT", "udp 127.0.0.1:PORT", "udp 0.0.0.0:PORT",
+                            "udp 127.0.0.1:PORT", *["unix-stream unnamed -> unnamed"] * 2]
+    if b"no ipv6" not in fast.stdout:
+        assert details[16:20] == ["tcp6 [::1]:PORT -> [::1]:PORT"] * 4
+
+    # Record for record, and fd for fd, the Python engine's.
+    assert by_process(fast) == by_process(python)
+    assert fd_totals(fast) == fd_totals(python)
+    (child,) = [p for p in fast.processes() if p["ppid"] == fast.processes()[0]["pid"]]
+    assert [(fd["class"], fd["bytes_out"]) for fd in child["fds"] if fd["fd"] > 2 and fd["bytes_out"]] == [("pipe", 14)]
+    assert len([e for e in main if e["type"] == "fd"]) > 4 * LOOP
+
+    # The loops' LOOP pipes and LOOP connections: none of their fds' first
+    # calls went to Python; the pipes' listen() did, and Python learnt then
+    # what the fast path did (the pipe's making and its classification of
+    # the write end) without dropping that end's view: the second write on
+    # it was not Python's either.
+    answered = fast.summary["calls_answered"]
+    assert answered["slow"] < LOOP + LOOP // 2 and answered["fast"] > 6 * LOOP
+    assert python.summary["calls_answered"]["fast"] == 0
