@@ -163,8 +163,9 @@ typedef struct proc {
      * and no one listing has them all. */
     int threaded;
     char *rows;               /* network rows of <pid>.log not yet written */
-    size_t rows_len;
-    char *log_path;
+    size_t rows_len, rows_room;
+    char *log_path;           /* NULL until Python takes in a child admitted here */
+    char *argv_json;          /* its argv, for its children's "fork" events */
     int log_started;
     struct proc *next;
 } proc;
@@ -213,6 +214,7 @@ static unsigned long long fast_calls, slow_calls;
 static void drop_entry(fd_entry *e);
 static void forget_fd(proc *p, int fd);
 static void drop_all_fds(proc *p);
+static void forget_tasks_of(proc *p);
 
 static unsigned bucket(int key) { return (unsigned)key * 2654435761u % HASH_BUCKETS; }
 
@@ -680,7 +682,7 @@ static void rows_flush(proc *p)
     pthread_cond_signal(&writes_cond);
     pthread_mutex_unlock(&writes_mutex);
     p->rows = NULL;
-    p->rows_len = 0;
+    p->rows_len = p->rows_room = 0;
     p->log_started = 1;
 }
 
@@ -697,12 +699,15 @@ static void rows_add(proc *p, const char *row, size_t len)
 {
     if (len + 1 > ROWS_BUFFER)
         return;
-    if (p->rows_len + len + 1 > ROWS_BUFFER)
+    if (p->rows_len && p->rows_len + len + 1 > p->rows_room)
         rows_flush(p); /* which hands the buffer over */
-    if (!p->rows) {
-        p->rows = malloc(ROWS_BUFFER);
-        if (!p->rows)
+    if (p->rows_len + len + 1 > p->rows_room) { /* no log yet (admit): they wait in memory */
+        size_t room = p->rows_room ? 2 * p->rows_room : ROWS_BUFFER;
+        char *grown = realloc(p->rows, room);
+        if (!grown)
             return;
+        p->rows = grown;
+        p->rows_room = room;
     }
     memcpy(p->rows + p->rows_len, row, len);
     p->rows_len += len;
@@ -1758,7 +1763,7 @@ static void serve_peers(const call_t *done, handoffs_t *h)
 /* What the fast path did that Python's view must learn; Python takes the
  * notes (take_notes) before it next looks at a process. */
 enum { NOTE_CLOSE = 1, NOTE_EXIT_GROUP, NOTE_THREAD_EXIT, NOTE_FD_MADE, NOTE_CONNECTED, NOTE_SPAWNED, NOTE_REAPED,
-       NOTE_CLASSIFIED };
+       NOTE_CLASSIFIED, NOTE_ADMITTED };
 
 /* NOTE_CLASSIFIED: what classify_here saw of the fd, for Python's own rules
  * (classify.classify) to give Python's view of it, and the fd's counters. */
@@ -1989,6 +1994,20 @@ static int same_file(const proc *p, int fd_a, int fd_b)
     return same;
 }
 
+/* Threads whose fork may not have settled yet: admit() looks for a child's parent there. */
+#define SPAWNING_MAX 64
+static struct { int pid, tid; } spawning[SPAWNING_MAX]; /* threads whose fork may still be pending */
+static int nspawning;
+
+static void spawning_add(int pid, int tid)
+{
+    for (int i = 0; i < nspawning; i++)
+        if (spawning[i].tid == tid)
+            return;
+    if (nspawning < SPAWNING_MAX)
+        spawning[nspawning].pid = pid, spawning[nspawning].tid = tid, nspawning++;
+}
+
 static int pending_call(const struct seccomp_notif *n, const call_spec *spec, task *t)
 {
     proc *p = t->p;
@@ -2095,6 +2114,8 @@ static int pending_call(const struct seccomp_notif *n, const call_spec *spec, ta
     pd->fields_len = len;
     memcpy(pd->fields, fields, len);
     t->pending = pd;
+    if (spec->layout == L_SPAWN)
+        spawning_add(p->pid, t->tid);
     if (spec->layout == L_DUP2 && pd->source != pd->expected && pd->expected >= 0) {
         forget_fd(p, pd->expected); /* newfd is closed by the call, as Python's on_fd_replace drops it */
         add_note(NOTE_CLOSE, p->pid, t->tid, pd->expected, pd->seq);
@@ -2178,6 +2199,28 @@ static void forked_picture_keep(const proc *parent, int child)
     forked_pictures = f;
 }
 
+/* A fork child's picture: its parent's at the fork.  -1 out of memory. */
+static int picture_inherit(proc *child, const proc *parent)
+{
+    forked_picture *at_fork = forked_picture_take(child->pid);
+    picture_forget(child);
+    if (!at_fork && !parent->picture_known)
+        return 0;
+    int words = at_fork ? at_fork->words : parent->open_words;
+    if (picture_grow(child, words) < 0) {
+        free(at_fork);
+        return -1;
+    }
+    size_t size = (size_t)words * sizeof(uint64_t);
+    if (words) {
+        memcpy(child->open_bits, at_fork ? at_fork->bits : parent->open_bits, size);
+        memcpy(child->fresh_bits, at_fork ? at_fork->bits + words : parent->fresh_bits, size);
+    }
+    free(at_fork);
+    child->picture_known = 1;
+    return 0;
+}
+
 /* fork, wait: the child made is the one among the thread's children after
  * the call and not before; the one reaped, before and not after (as
  * engine._spawn_outcome and _settle_outcome); -1 when there is none.
@@ -2201,6 +2244,11 @@ static int spawned_or_reaped(const task *t, const pending_t *pd)
             if (!spawn) {
                 ended_remove(after[i]);
                 free(forked_picture_take(after[i]));
+                /* A new process can take its pid before Python lets it go:
+                 * its calls must not reach this one's tasks. */
+                proc *reaped = find_proc(after[i]);
+                if (reaped)
+                    forget_tasks_of(reaped);
                 add_note(NOTE_REAPED, p->pid, t->tid, after[i], pd->seq);
             }
         }
@@ -2318,7 +2366,7 @@ static void settle_pending(task *t, int thread_gone)
  * Python has no view of (fresh_bits), in a process without threads: another
  * thread's call could change the fd meanwhile (a connect). */
 
-static int classify_here_on;
+static int bookkeeping_here;
 static dev_t pipefs_device;
 #define SPARE_COUNTERS_MAX 256
 /* Counters Python made for fds classified here (a Python object is made
@@ -2415,7 +2463,7 @@ static int classify_facts(int dup, classified_t *f)
 /* p's view of fd, classified here; NULL when it is Python's to classify. */
 static fd_entry *classify_here(proc *p, int fd)
 {
-    if (!classify_here_on || trace_fd >= 0 || !spare_count || p->threaded || p->shares_fds || !is_fresh(p, fd))
+    if (!bookkeeping_here || trace_fd >= 0 || !spare_count || p->threaded || p->shares_fds || !is_fresh(p, fd))
         return NULL;
     int dup = copy_of(p, fd);
     if (dup < 0)
@@ -2500,6 +2548,109 @@ static fd_entry *classify_here(proc *p, int fd)
     return e;
 }
 
+/* ---- taking a fork child in here ----------------------------------------------------
+ * A child a fork of the fast path made, whose first call comes before Python
+ * took it in, was a trip to Python for each process (the take-in, then the
+ * call).  admit() takes it in here: its one task, its picture (its parent's
+ * at the fork), its "fork" event; Python takes it in from NOTE_ADMITTED at
+ * its next round, with the pidfd opened here (the NOTE_SPAWNED's, when its
+ * parent's next call came first), and gives it its log: its rows wait in
+ * memory until then.  The parent is the thread whose fork is settled in a
+ * NOTE_SPAWNED, or one whose fork is pending (spawning) and that lists it
+ * among its children. */
+
+/* The process whose pending fork made child (a pid); NULL when none. */
+static proc *spawning_parent_of(int child)
+{
+    for (int i = 0; i < nspawning;) {
+        task *t = find_task(spawning[i].tid);
+        if (!t || !t->pending || t->pending->layout != L_SPAWN || t->p->pid != spawning[i].pid) {
+            spawning[i] = spawning[--nspawning]; /* settled, or gone */
+            continue;
+        }
+        int children[CHILDREN_MAX];
+        int count = thread_children(t->p->pid, t->tid, children, CHILDREN_MAX);
+        if (count > 0 && count <= CHILDREN_MAX && holds_pid(children, count, child))
+            return t->p;
+        i++;
+    }
+    return NULL;
+}
+
+static void free_proc(proc *p)
+{
+    free(p->open_bits);
+    free(p->fresh_bits);
+    free(p->fds);
+    free(p->rows);
+    free(p->log_path);
+    free(p->argv_json);
+    free(p);
+}
+
+/* The task of a fork child's first call (tid: its pid), taken in here; NULL
+ * when it is Python's to take in. */
+static int admits_children;
+
+static task *admit(int child)
+{
+    if (!admits_children || trace_fd >= 0)
+        return NULL;
+    note_t *spawned = NULL;
+    for (size_t i = 0; i < notes_len && !spawned; i++)
+        if (notes[i].what == NOTE_SPAWNED && notes[i].value == child)
+            spawned = &notes[i];
+    proc *parent = spawned ? find_proc(spawned->pid) : spawning_parent_of(child);
+    if (!parent || parent->slow || !parent->argv_json || find_proc(child))
+        return NULL; /* a process Python has not let go of yet had its pid: Python tells them apart */
+    proc *p = calloc(1, sizeof *p);
+    task *t = calloc(1, sizeof *t);
+    if (p)
+        p->pid = child;
+    if (!p || !t || !(p->argv_json = strdup(parent->argv_json)) || picture_inherit(p, parent) < 0) {
+        free(t);
+        if (p)
+            free_proc(p);
+        return NULL;
+    }
+    p->shares_fds = parent->shares_fds; /* as engine._start_process marks it */
+    if (spawned) {
+        p->pidfd = spawned->pidfd;
+        spawned->what = NOTE_ADMITTED;
+    } else {
+        p->pidfd = (int)syscall(SYS_pidfd_open, child, 0);
+        if (p->pidfd < 0 || !add_note_with_pidfd(NOTE_ADMITTED, parent->pid, parent->pid, child, 0, p->pidfd)) {
+            if (p->pidfd >= 0)
+                close(p->pidfd);
+            free(t);
+            free_proc(p);
+            return NULL;
+        }
+    }
+    p->next = procs[bucket(child)];
+    procs[bucket(child)] = p;
+    t->tid = child;
+    t->p = p;
+    t->next = tasks[bucket(child)];
+    tasks[bucket(child)] = t;
+
+    /* the "fork" event, as recorder.process_started writes it */
+    size_t room = strlen(p->argv_json) + 256;
+    char *line = malloc(room);
+    if (line) {
+        out_t o = {line, line + room - 1};
+        put_envelope(&o, "fork", -1, child);
+        PUT(&o, ",\"ppid\":");
+        put_i64(&o, parent->pid);
+        PUT(&o, ",\"argv\":");
+        put_str(&o, p->argv_json);
+        PUT(&o, "}");
+        events_add(line, (size_t)(o.at - line));
+        free(line);
+    }
+    return t;
+}
+
 /* ---- the fast path proper ------------------------------------------------------- */
 
 /* A call on an fd that cannot be emulated faithfully (a terminal, an
@@ -2520,6 +2671,8 @@ static int fast_handle(const struct seccomp_notif *n, handoffs_t *h)
         return 0;
     const call_spec *spec = &specs[n->data.nr];
     task *t = find_task((int)n->pid);
+    if (!t)
+        t = admit((int)n->pid);
     if (!t || t->slow || t->p->slow)
         return 0;
     if (spec->layout >= L_OPEN_PATH0)
@@ -3249,12 +3402,22 @@ static PyObject *f_init(PyObject *self, PyObject *args)
 static PyObject *f_add_process(PyObject *self, PyObject *args)
 {
     int pid, pidfd, slow;
-    const char *log_path;
-    if (!PyArg_ParseTuple(args, "iips", &pid, &pidfd, &slow, &log_path))
+    const char *log_path, *argv_json;
+    if (!PyArg_ParseTuple(args, "iipss", &pid, &pidfd, &slow, &log_path, &argv_json))
         return NULL;
-    proc *p = calloc(1, sizeof *p);
-    if (!p || !(p->log_path = strdup(log_path))) {
-        free(p);
+    proc *p = find_proc(pid);
+    if (p && !p->log_path && p->pidfd == pidfd) { /* admitted here: Python takes it in */
+        if (!(p->log_path = strdup(log_path)))
+            return PyErr_NoMemory();
+        p->slow = slow;
+        if (p->rows_len)
+            rows_flush(p);
+        Py_RETURN_NONE;
+    }
+    p = calloc(1, sizeof *p);
+    if (!p || !(p->log_path = strdup(log_path)) || !(p->argv_json = strdup(argv_json))) {
+        if (p)
+            free_proc(p);
         return PyErr_NoMemory();
     }
     p->pid = pid;
@@ -3265,11 +3428,45 @@ static PyObject *f_add_process(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *f_set_argv(PyObject *self, PyObject *args)
+{
+    int pid;
+    const char *argv_json;
+    if (!PyArg_ParseTuple(args, "is", &pid, &argv_json))
+        return NULL;
+    proc *p = find_proc(pid);
+    char *copy = strdup(argv_json);
+    if (!copy)
+        return PyErr_NoMemory();
+    if (p) {
+        free(p->argv_json);
+        p->argv_json = copy;
+    } else {
+        free(copy);
+    }
+    Py_RETURN_NONE;
+}
+
 static void free_task(task *t)
 {
     if (t->pending) /* it never called again: no way to learn the result */
         settle_pending(t, 1);
     free(t);
+}
+
+/* Its tasks are gone (one bucket to look in, without threads). */
+static void forget_tasks_of(proc *p)
+{
+    int first = p->threaded ? 0 : (int)bucket(p->pid), last = p->threaded ? HASH_BUCKETS - 1 : first;
+    for (int b = first; b <= last; b++)
+        for (task **tt = &tasks[b]; *tt;) {
+            if ((*tt)->p == p) {
+                task *gone = *tt;
+                *tt = gone->next;
+                free_task(gone);
+            } else
+                tt = &(*tt)->next;
+        }
 }
 
 static void unlink_proc(proc *p)
@@ -3295,24 +3492,11 @@ static PyObject *f_remove_process(PyObject *self, PyObject *args)
     if (!p)
         Py_RETURN_NONE;
     drop_parked_of(pid, -1);
-    for (int b = 0; b < HASH_BUCKETS; b++)
-        for (task **tt = &tasks[b]; *tt;) {
-            if ((*tt)->p == p) {
-                task *gone = *tt;
-                *tt = gone->next;
-                free_task(gone);
-            } else
-                tt = &(*tt)->next;
-        }
+    forget_tasks_of(p);
     drop_all_fds(p);
     rows_flush(p);
     unlink_proc(p);
-    free(p->open_bits);
-    free(p->fresh_bits);
-    free(p->fds);
-    free(p->rows);
-    free(p->log_path);
-    free(p);
+    free_proc(p);
     Py_RETURN_NONE;
 }
 
@@ -3501,31 +3685,17 @@ static PyObject *f_picture(PyObject *self, PyObject *args)
 /* A fork child's picture starts as its parent's. */
 static PyObject *f_picture_copy(PyObject *self, PyObject *args)
 {
-    int child_pid, parent_pid;
+    int child_pid, parent_pid, admitted = 0;
     PyObject *seen;
-    if (!PyArg_ParseTuple(args, "iiO", &child_pid, &parent_pid, &seen))
+    if (!PyArg_ParseTuple(args, "iiO|p", &child_pid, &parent_pid, &seen, &admitted))
         return NULL;
     proc *child = find_proc(child_pid), *parent = find_proc(parent_pid);
-    forked_picture *at_fork = forked_picture_take(child_pid);
     if (!child || !parent || child == parent) {
-        free(at_fork);
+        free(forked_picture_take(child_pid));
         Py_RETURN_NONE;
     }
-    picture_forget(child);
-    if (!at_fork && !parent->picture_known)
-        Py_RETURN_NONE;
-    int words = at_fork ? at_fork->words : parent->open_words;
-    if (picture_grow(child, words) < 0) {
-        free(at_fork);
+    if (!admitted && picture_inherit(child, parent) < 0) /* admitted: admit() gave it */
         return PyErr_NoMemory();
-    }
-    size_t size = (size_t)words * sizeof(uint64_t);
-    if (words) {
-        memcpy(child->open_bits, at_fork ? at_fork->bits : parent->open_bits, size);
-        memcpy(child->fresh_bits, at_fork ? at_fork->bits + words : parent->fresh_bits, size);
-    }
-    free(at_fork);
-    child->picture_known = 1;
     /* the fds Python gave the child its parent's view of (engine._inherit_fds) */
     PyObject *fast = PySequence_Fast(seen, "seen must be a sequence");
     if (!fast)
@@ -3628,9 +3798,9 @@ static PyObject *f_drop_fds(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-static PyObject *f_set_classify_here(PyObject *self, PyObject *args)
+static PyObject *f_set_bookkeeping(PyObject *self, PyObject *args)
 {
-    if (!PyArg_ParseTuple(args, "p", &classify_here_on))
+    if (!PyArg_ParseTuple(args, "pp", &bookkeeping_here, &admits_children))
         return NULL;
     Py_RETURN_NONE;
 }
@@ -3856,7 +4026,9 @@ static PyMethodDef methods[] = {
     {"drop_parked", f_drop_parked, METH_VARARGS,
      "drop_parked([pid]): forget the parked calls of a process, or all (end of run)"},
     {"add_process", f_add_process, METH_VARARGS,
-     "add_process(pid, pidfd, slow, log_path): pidfd stays open while the process is known"},
+     "add_process(pid, pidfd, slow, log_path, argv_json): pidfd stays open while the process is known; a "
+     "child admitted here (NOTE_ADMITTED) is completed"},
+    {"set_argv", f_set_argv, METH_VARARGS, "set_argv(pid, argv_json): its argv after an exec"},
     {"remove_process", f_remove_process, METH_VARARGS,
      "remove_process(pid[, identity]): drop its fds, write its rows; with its identity, ended until reaped"},
     {"forget_ended", f_forget_ended, METH_VARARGS, "forget_ended(pid): it was reaped"},
@@ -3874,7 +4046,8 @@ static PyMethodDef methods[] = {
     {"picture_add", f_picture_add, METH_VARARGS, "picture_add(pid, fd): a new fd"},
     {"picture_remove", f_picture_remove, METH_VARARGS, "picture_remove(pid, first, last): fds closed"},
     {"picture", f_picture, METH_VARARGS, "picture(pid) -> its open fd numbers as known, or None"},
-    {"picture_copy", f_picture_copy, METH_VARARGS, "picture_copy(child, parent, inherited): a fork child's picture; Python has a view of the inherited fds"},
+    {"picture_copy", f_picture_copy, METH_VARARGS, "picture_copy(child, parent, inherited, admitted=False): a fork child's picture (admitted: it has it); "
+     "Python has a view of the inherited fds"},
     {"take_seq", f_take_seq, METH_VARARGS, "take_seq(pid) -> the process's next call number"},
     {"process_counts", f_process_counts, METH_VARARGS,
      "process_counts(pid) -> (call numbers taken, calls here run by the kernel without a known result)"},
@@ -3885,8 +4058,9 @@ static PyMethodDef methods[] = {
     {"drop_fds", f_drop_fds, METH_VARARGS,
      "drop_fds(pid, first, last[, noted_at]): close our copies of those fds (but for those classified here after "
      "the call numbered noted_at)"},
-    {"set_classify_here", f_set_classify_here, METH_VARARGS,
-     "set_classify_here(on): classify the pipes and IPv4 sockets the fast path made (NOTE_CLASSIFIED)"},
+    {"set_bookkeeping", f_set_bookkeeping, METH_VARARGS,
+     "set_bookkeeping(classify, admit): classify the pipes and IPv4 sockets the fast path made "
+     "(NOTE_CLASSIFIED); take in the children its forks made (NOTE_ADMITTED)"},
     {"add_counters", f_add_counters, METH_VARARGS, "add_counters([Counters...]): for fds classified here"},
     {"spare_counters", f_spare_counters, METH_NOARGS, "spare_counters() -> how many add_counters gave are left"},
     {"channel_key", f_channel_key, METH_VARARGS, "channel_key(text) -> the number naming a channel"},
@@ -3948,6 +4122,7 @@ PyMODINIT_FUNC PyInit__fastpath(void)
         PyModule_AddIntConstant(m, "NOTE_SPAWNED", NOTE_SPAWNED) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_REAPED", NOTE_REAPED) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_CLASSIFIED", NOTE_CLASSIFIED) < 0 ||
+        PyModule_AddIntConstant(m, "NOTE_ADMITTED", NOTE_ADMITTED) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_FD_MADE", NOTE_FD_MADE) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_CONNECTED", NOTE_CONNECTED) < 0 ||
         PyModule_AddIntConstant(m, "NOTE_CLOSE", NOTE_CLOSE) < 0 ||

@@ -256,7 +256,7 @@ class Supervisor:
         self.pidfds: dict[int, Process] = {}
         self.ended: dict[int, int] = {}  # pid -> identity of the process that exited with it
         self.receiving = True
-        self.classifies_in_fast_path = False  # set when the fast path starts
+        self.fast_bookkeeping = False  # it classifies fds and takes fork children in (set when it starts)
         self.stopping = False
         self.root_status: int | None = None  # set by whoever reaps the root
         self.receiver_ident: int | None = None
@@ -299,9 +299,10 @@ class Supervisor:
             self.fast_lifecycle = frozenset(lifecycle)
             fastpath.init(self.listener.fd, self.on_notification, fast_path_table(lifecycle, decided_on_address),
                           syscalls.CALL_KINDS)
-            # A policy's rules and --trace's notes on fds are Python's.
-            self.classifies_in_fast_path = FASTPATH and self.policy is None and self.recorder.trace is None
-            fastpath.set_classify_here(self.classifies_in_fast_path)
+            # A policy's rules, and --trace's notes on fds and processes, are Python's.
+            self.fast_bookkeeping = FASTPATH and self.policy is None and self.recorder.trace is None
+            # A child taken in late needs an identity its pidfd gives even once reaped.
+            fastpath.set_bookkeeping(self.fast_bookkeeping, self.fast_bookkeeping and kernel.PIDFD_INODES)
             with self.lock:
                 self._spare_counters()
             fastpath.run()
@@ -329,12 +330,14 @@ class Supervisor:
         """Learn the lifecycle calls the fast path took since (under the lock).
         A view a note drops is older than the note; an fd the fast path
         classified since (NOTE_CLASSIFIED, later in the list) stays."""
-        if self.classifies_in_fast_path:
+        if self.fast_bookkeeping:
             self._spare_counters()
         for what, pid, tid, value, seq, pidfd, facts in fastpath.take_notes():
             process = self.processes.get(pid)
-            if what == fastpath.NOTE_SPAWNED:  # these two are of the child, whether or not the parent is still known
+            if what == fastpath.NOTE_SPAWNED:  # these are of the child, whether or not the parent is still known
                 self._take_in_child(value, pid, pidfd)
+            elif what == fastpath.NOTE_ADMITTED:
+                self._take_in_child(value, pid, pidfd, admitted=True)
             elif what == fastpath.NOTE_REAPED:
                 self._reaped(value)
             elif process is None:
@@ -421,24 +424,28 @@ class Supervisor:
             return None
         return self._add_task(tid, status.tgid, status.ppid)
 
-    def _take_in_child(self, pid: int, ppid: int, pidfd: int = -1) -> None:
+    def _take_in_child(self, pid: int, ppid: int, pidfd: int = -1, admitted: bool = False) -> None:
         """A child process listed in its parent's /proc children: its main
         thread's tid is its pid, and its parent is known, so its status is
         not read (a /proc/PID/status read costs more than the rest).  Nor is
         its cmdline: not yet seen, it has made no traced call, so no execve,
         and its argv is its parent's.  pidfd: one opened when it was listed
-        (the fast path's note), ours to keep or close."""
-        if pid in self.tasks or pid in self.processes:
+        (the fast path's note), ours to keep or close.  admitted: the fast
+        path took it in at its first call (admit), with that pidfd, and
+        wrote its "fork" event."""
+        if not admitted and (pid in self.tasks or pid in self.processes):
             if pidfd >= 0:  # seen already: it called
                 os.close(pidfd)
             return
-        self._add_task(pid, pid, ppid, argv=list(self.recorder.ledger.processes[ppid].argv), pidfd=pidfd)
+        argv = list(self.recorder.ledger.processes[ppid].argv)
+        if self._add_task(pid, pid, ppid, argv=argv, pidfd=pidfd, admitted=admitted) is None and admitted:
+            fastpath.remove_process(pid)  # gone already; its pidfd is closed
 
     def _add_task(self, tid: int, pid: int, ppid: int, argv: list[str] | None = None,
-                  pidfd: int = -1) -> Task | None:
+                  pidfd: int = -1, admitted: bool = False) -> Task | None:
         process = self.processes.get(pid)
         if process is None:
-            process = self._start_process(pid, ppid=ppid, argv=argv, pidfd=pidfd)
+            process = self._start_process(pid, ppid=ppid, argv=argv, pidfd=pidfd, admitted=admitted)
             if process is None:
                 return None
         task = Task(tid, process)
@@ -450,7 +457,7 @@ class Supervisor:
         return task
 
     def _start_process(self, pid: int, ppid: int | None = None, launching: bool = False,
-                       argv: list[str] | None = None, pidfd: int = -1) -> Process | None:
+                       argv: list[str] | None = None, pidfd: int = -1, admitted: bool = False) -> Process | None:
         try:
             if pidfd < 0:
                 pidfd = os.pidfd_open(pid)
@@ -480,10 +487,11 @@ class Supervisor:
         if not argv and parent is not None:
             # A zombie's cmdline is empty; a fork child had its parent's argv.
             argv = list(self.recorder.ledger.processes[parent.pid].argv)
-        log_path = self.recorder.process_started(pid, ppid, argv, parent_known=parent is not None)
-        fastpath.add_process(pid, pidfd, launching, log_path)
+        log_path = self.recorder.process_started(pid, ppid, argv, parent_known=parent is not None,
+                                                 event=not admitted)
+        fastpath.add_process(pid, pidfd, launching, log_path, reports.compact_json(argv))
         if parent is not None and parent is not process:
-            self._inherit_fds(process, parent)
+            self._inherit_fds(process, parent, admitted)
             if parent.shares_fds:  # CLONE_FILES is not told from here; a fork child only loses speed
                 self._share_fds(process)
         return process
@@ -507,11 +515,11 @@ class Supervisor:
         self.ended.pop(child, None)
         fastpath.forget_ended(child)
 
-    def _inherit_fds(self, child: Process, parent: Process) -> None:
+    def _inherit_fds(self, child: Process, parent: Process, admitted: bool = False) -> None:
         """A fork child starts with its parent's view of its fds (see open_fd)."""
         child.inherited = {fd: c for fd, c in {**parent.inherited, **parent.fds}.items()
                            if fd not in parent.endpoints_changed}
-        fastpath.picture_copy(child.pid, parent.pid, list(child.inherited))
+        fastpath.picture_copy(child.pid, parent.pid, list(child.inherited), admitted)
 
     def _adopt_inherited(self, process: Process, fd: int, identity: tuple[int, int]) -> Classification | None:
         """The parent's classification of this fd, if it names the same file."""
@@ -2026,6 +2034,7 @@ class Supervisor:
         process.launching = False
         fastpath.picture_forget(process.pid)  # close-on-exec fds are gone
         self.recorder.process_exec(process.pid, task.tid, attempt.path, attempt.argv)
+        fastpath.set_argv(process.pid, reports.compact_json(attempt.argv))
         if was_launching:
             return True
         for fd, c in list(process.fds.items()):

@@ -204,16 +204,18 @@ def has_fd(pidfd: int, fd: int) -> bool:
 def _pidfds_have_own_inodes() -> bool:
     """pidfs (Linux 6.9): a process's pidfds carry an inode number of its
     own, never given to another process until reboot.  Before it, every
-    pidfd was the one anonymous inode."""
-    inodes = []
-    for pid in (os.getpid(), os.getppid()):
-        try:
-            pidfd = os.pidfd_open(pid)
-        except OSError:
-            return False
-        inodes.append(os.fstat(pidfd).st_ino)
+    pidfd was the one anonymous inode, an eventfd's.  (Told from our own
+    pidfd alone: superv may be pid 1 of a namespace, with no parent to open.)"""
+    try:
+        pidfd = os.pidfd_open(os.getpid())
+    except OSError:
+        return False
+    anonymous = os.eventfd(0, os.EFD_CLOEXEC)
+    try:
+        return os.fstat(pidfd).st_dev != os.fstat(anonymous).st_dev
+    finally:
         os.close(pidfd)
-    return inodes[0] != inodes[1]
+        os.close(anonymous)
 
 
 PIDFD_INODES = _pidfds_have_own_inodes()

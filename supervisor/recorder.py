@@ -83,10 +83,12 @@ class Recorder:
 
     # -- processes ---------------------------------------------------------------
 
-    def process_started(self, pid: int, ppid: int, argv: list[str], parent_known: bool) -> str:
-        """Returns the path of the process's log."""
+    def process_started(self, pid: int, ppid: int, argv: list[str], parent_known: bool, event: bool = True) -> str:
+        """Returns the path of the process's log.  event: False when the
+        fast path wrote it (engine._take_in_child)."""
         stats = self.ledger.process_started(pid, ppid, argv, time.time())
-        self._event("fork" if parent_known else "process", pid, ppid=ppid, argv=argv)
+        if event:
+            self._event("fork" if parent_known else "process", pid, ppid=ppid, argv=argv)
         if self.trace is not None:
             self.note(pid, f"process {pid} started, parent {ppid}: {' '.join(argv)}")
         return self.log_path(stats.log_name)

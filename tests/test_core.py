@@ -272,7 +272,7 @@ def test_the_picture_of_fd_numbers_gives_the_number_the_kernel_gives_next():
     parent, child = 2**30 + 1, 2**30 + 2  # above any pid_max: no process of the run
     with fastpath.lock:
         for pid in (parent, child):
-            fastpath.add_process(pid, -1, False, "/nonexistent/log")
+            fastpath.add_process(pid, -1, False, "/nonexistent/log", "[]")
         try:
             assert fastpath.picture(parent) is None and fastpath.picture_free_from(parent, 0) == -1
             fastpath.picture_set(parent, [0, 1, 2])

@@ -89,9 +89,10 @@ def test_the_fast_path_records_forks_and_waits_as_the_python_engine_does(prog, s
 
     assert len(known(fast)) == 2 * 17 + 2 * (200 + 10)
     assert stable(known(fast)) == stable(known(python))
-    # The fast path took the loops' forks and waits: what went to Python is
-    # about one call a child (its first, which takes it in), where with the
-    # forks and waits too it was 930-960 calls.
+    # The fast path took the loops' forks and waits, and took each child in
+    # at its first call (admit): what went to Python is some calls of the
+    # odd cases, far fewer than the children (one each, 260 calls, before
+    # the take-in; 930-960 before the forks and waits).
     answered = fast.summary["calls_answered"]
-    assert answered["slow"] < len(fast.processes()) + 100 < answered["fast"]
+    assert answered["slow"] < len(fast.processes()) // 2 and answered["fast"] > len(fast.processes()) * 4
     assert python.summary["calls_answered"]["fast"] == 0

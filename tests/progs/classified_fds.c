@@ -8,8 +8,9 @@
  * first send binds it); a unix socketpair; a TCP socket over IPv6, when the
  * machine has ::1; a pipe made before a fork, whose ends the parent closes
  * and uses before the child writes; then LOOP pipes, each used once each
- * way, then, after a call that is Python's, again; and LOOP connections,
- * each used once each way.
+ * way, then, after a call that is Python's, again; LOOP connections, each
+ * used once each way; and LOOP children, each writing into a pipe made
+ * before its fork (its first call, before superv's Python knows it).
  *
  * Prints "CALL RESULT" for each data call of the first part, and the sums
  * of the loops. */
@@ -184,7 +185,21 @@ int main(void)
         pipes += pipe_once(0, l);
     for (int i = 0; i < LOOP; i++)
         connections += connection(l, &addr, len, 0);
-    printf("loop of %d pipes %ld\nloop of %d connections %ld\n", LOOP, pipes, LOOP, connections);
+    long children = 0;
+    for (int i = 0; i < LOOP; i++) {
+        int q[2];
+        if (pipe(q) < 0)
+            die("pipe");
+        pid_t c = fork();
+        if (c == 0)
+            _exit(write(q[1], "x", 1) == 1 ? 0 : 1);
+        close(q[1]);
+        children += read(q[0], buf, sizeof buf);
+        close(q[0]);
+        waitpid(c, NULL, 0);
+    }
+    printf("loop of %d pipes %ld\nloop of %d connections %ld\nloop of %d children %ld\n", LOOP, pipes, LOOP,
+           connections, LOOP, children);
     close(l);
     return 0;
 }
