@@ -645,6 +645,33 @@ static void *writer_main(void *unused)
     return NULL;
 }
 
+/* Hand a write of text (malloc'd: the writer frees it) to path over to the
+ * writer thread, after those before it. */
+static void log_write_queue(const char *path, char *text, size_t len, int create)
+{
+    log_write *w = calloc(1, sizeof *w);
+    char *copy = strdup(path);
+    pthread_mutex_lock(&writes_mutex);
+    if (!writer_running)
+        writer_running = pthread_create(&writer, NULL, writer_main, NULL) == 0;
+    if (!w || !copy || !writer_running) {
+        pthread_mutex_unlock(&writes_mutex);
+        free(w);
+        free(copy);
+        free(text);
+        __atomic_store_n(&rows_error, ENOMEM, __ATOMIC_SEQ_CST);
+        return;
+    }
+    w->path = copy;
+    w->rows = text;
+    w->len = len;
+    w->create = create;
+    *writes_tail = w;
+    writes_tail = &w->next;
+    pthread_cond_signal(&writes_cond);
+    pthread_mutex_unlock(&writes_mutex);
+}
+
 static void rows_flush(proc *p)
 {
     if (!p->log_path || (!p->rows_len && p->log_started))
@@ -653,34 +680,15 @@ static void rows_flush(proc *p)
         p->rows_len = 0;
         return;
     }
-    log_write *w = calloc(1, sizeof *w);
-    char *path = strdup(p->log_path);
-    pthread_mutex_lock(&writes_mutex);
-    if (!writer_running)
-        writer_running = pthread_create(&writer, NULL, writer_main, NULL) == 0;
-    if (!w || !path || !writer_running) {
-        pthread_mutex_unlock(&writes_mutex);
-        free(w);
-        free(path);
-        __atomic_store_n(&rows_error, ENOMEM, __ATOMIC_SEQ_CST);
-        p->rows_len = 0;
-        return;
-    }
-    w->path = path;
     /* Handed over, cut to its rows (the buffer is 64 KiB): a writer behind a
      * fork storm must not hold 64 KiB for each process that ended. */
-    w->rows = p->rows_len ? realloc(p->rows, p->rows_len) : NULL;
-    if (!w->rows) {
+    char *rows = p->rows_len ? realloc(p->rows, p->rows_len) : NULL;
+    if (!rows) {
         free(p->rows);
         if (p->rows_len)
             __atomic_store_n(&rows_error, ENOMEM, __ATOMIC_SEQ_CST);
     }
-    w->len = w->rows ? p->rows_len : 0;
-    w->create = !p->log_started;
-    *writes_tail = w;
-    writes_tail = &w->next;
-    pthread_cond_signal(&writes_cond);
-    pthread_mutex_unlock(&writes_mutex);
+    log_write_queue(p->log_path, rows, rows ? p->rows_len : 0, !p->log_started);
     p->rows = NULL;
     p->rows_len = p->rows_room = 0;
     p->log_started = 1;
@@ -3897,6 +3905,20 @@ static PyObject *f_add_row(PyObject *self, PyObject *args)
 /* flush_rows(): every process's rows written out (with the header, the
  * first time), and those of processes that ended before.  A failure stays
  * in output_errors' "logs". */
+static PyObject *f_append_log(PyObject *self, PyObject *args)
+{
+    const char *path, *text;
+    Py_ssize_t len;
+    if (!PyArg_ParseTuple(args, "ss#", &path, &text, &len))
+        return NULL;
+    char *copy = malloc((size_t)len + 1);
+    if (!copy)
+        return PyErr_NoMemory();
+    memcpy(copy, text, (size_t)len);
+    log_write_queue(path, copy, (size_t)len, 0);
+    Py_RETURN_NONE;
+}
+
 static PyObject *f_flush_rows(PyObject *self, PyObject *noargs)
 {
     for (int b = 0; b < HASH_BUCKETS; b++)
@@ -4071,6 +4093,8 @@ static PyMethodDef methods[] = {
     {"output_errors", f_output_errors, METH_NOARGS,
      "output_errors() -> {output: errno}: events, trace or logs that could not be written (a full disk)"},
     {"add_row", f_add_row, METH_VARARGS, "add_row(pid, row): a network row of the process's log"},
+    {"append_log", f_append_log, METH_VARARGS,
+     "append_log(path, text): the log writer appends text, after the rows handed over before"},
     {"flush_rows", f_flush_rows, METH_NOARGS, "flush_rows(): write every log's rows out"},
     {"handle_again", f_handle_again, METH_VARARGS,
      "handle_again(raw) -> (taken, [(raw, done, rest)]): offer a notification to the fast path again"},

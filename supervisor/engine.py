@@ -1598,6 +1598,7 @@ class Supervisor:
                 (self.queues or fastpath.needs_tick()) and time.monotonic() - last_tick >= TICK):
             return last_tick  # an idle round
         statuses = self._exit_statuses(events)
+        ended = []
         with self.lock:
             self.apply_notes()
             for fd, _ in events:
@@ -1609,6 +1610,7 @@ class Supervisor:
                 elif fd in self.pidfds:
                     process = self.pidfds[fd]
                     self.process_exited(process, statuses[process] if process in statuses else self._final_status(process))
+                    ended.append(self.recorder.ledger.processes[process.pid])
                 elif fd in self.parked_by_fd:
                     parked = self.parked_by_fd.pop(fd)
                     parked.registered_fd = None
@@ -1623,6 +1625,11 @@ class Supervisor:
                 last_tick = now
                 fastpath.tick()
                 self._check_parked(now)
+        if ended:
+            sections = [reports.log_sections(stats) for stats in ended]  # without the lock: calls go on
+            with self.lock:
+                for stats, text in zip(ended, sections):
+                    self.recorder.close_log(stats, text)
         return last_tick
 
     def _abandon(self, parked: Parked) -> None:

@@ -15,7 +15,7 @@ import time
 from . import _fastpath as fastpath
 from . import reports
 from .classify import Classification, FdClass
-from .ledger import Leg, Ledger, LegTotals
+from .ledger import Leg, Ledger, LegTotals, ProcessStats
 from .syscalls import Layout, Syscall, as_int
 
 SOCKET_LAYOUTS = (Layout.SOCK, Layout.MSG, Layout.MMSG)
@@ -43,6 +43,7 @@ class Recorder:
             os.path.join(out_dir, "events.jsonl"), os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644
         )
         self.trace = trace  # a text stream, or None
+        self.logs_written = False  # by write_logs: close_log comes too late
         fastpath.set_output(self.events_fd, trace.fileno() if trace is not None else -1)
         self._heartbeat_seen: dict[tuple[int, int], tuple[int, int]] = {}
         # What could not be written (a full disk): name -> the error.  The
@@ -287,11 +288,23 @@ class Recorder:
                     self._event("sample", p.pid, fd=fd.fd, **{"class": fd.fd_class.value}, fd_in=now[0], fd_out=now[1])
         fastpath.flush()
 
+    def close_log(self, process: ProcessStats, sections: str) -> None:
+        """An ended process's log gets its sections (reports.log_sections,
+        made without the lock) during the run, not at its end: the log
+        writer appends them after its rows, handed over when the fast path
+        let the process go.  Its totals change no more.  (Under the lock.)"""
+        if not self.logs_written:
+            fastpath.append_log(self.log_path(process.log_name), sections)
+            process.log_closed = True
+
     def write_logs(self) -> None:
         """Each process's log: the rows the run wrote (or just the header),
         then the sections.  A log that does not fit keeps what it had."""
+        self.logs_written = True
         fastpath.flush_rows()  # a failure stays in output_errors
         for process in self.ledger.history:
+            if process.log_closed:
+                continue
             path = self.log_path(process.log_name)
             try:
                 with open(path, "a") as f:

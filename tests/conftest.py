@@ -125,6 +125,7 @@ def parse_log(text: str) -> ParsedLog:
             else:
                 raise AssertionError(f"unexpected log line: {line!r}")
         assert totals is not None, block
+        assert title not in sections, f"section {title} twice"
         fds = {fd: (i_, o) for _, fd, i_, o in fd_lines}
         sections[title] = LogSection(title, fds, fd_lines, totals, kinds)
     return ParsedLog(text, rows, sections)
