@@ -276,6 +276,9 @@ def run(options, program: list[str], superv_argv: list[str]) -> int:
     try:
         wait_status = control.run(supervisor, pid, pidfd, threads, options.interval)
     finally:
+        # The reports make thousands of objects that live until exit: the
+        # collector's full passes over the run's objects would be wasted.
+        gc.disable()
         supervisor.stop()
         supervisor.release_all()
         launch.end_watchdog(watchdog, watchdog_pid)

@@ -1625,11 +1625,11 @@ class Supervisor:
                 last_tick = now
                 fastpath.tick()
                 self._check_parked(now)
-        if ended:
-            sections = [reports.log_sections(stats) for stats in ended]  # without the lock: calls go on
+        if ended:  # without the lock: the calls go on meanwhile
+            reported = [(stats, reports.log_sections(stats), reports.process_entry(stats)) for stats in ended]
             with self.lock:
-                for stats, text in zip(ended, sections):
-                    self.recorder.close_log(stats, text)
+                for stats, sections, entry in reported:
+                    self.recorder.close_log(stats, sections, entry)
         return last_tick
 
     def _abandon(self, parked: Parked) -> None:

@@ -288,14 +288,16 @@ class Recorder:
                     self._event("sample", p.pid, fd=fd.fd, **{"class": fd.fd_class.value}, fd_in=now[0], fd_out=now[1])
         fastpath.flush()
 
-    def close_log(self, process: ProcessStats, sections: str) -> None:
+    def close_log(self, process: ProcessStats, sections: str, entry: dict) -> None:
         """An ended process's log gets its sections (reports.log_sections,
         made without the lock) during the run, not at its end: the log
         writer appends them after its rows, handed over when the fast path
-        let the process go.  Its totals change no more.  (Under the lock.)"""
+        let the process go.  Its totals change no more, nor its summary.json
+        entry (reports.process_entry, kept).  (Under the lock.)"""
         if not self.logs_written:
             fastpath.append_log(self.log_path(process.log_name), sections)
             process.log_closed = True
+            process.summary_entry = entry
 
     def write_logs(self) -> None:
         """Each process's log: the rows the run wrote (or just the header),

@@ -111,40 +111,44 @@ def _class_json(totals: ClassTotals) -> dict:
     }
 
 
+def process_entry(p: ProcessStats) -> dict:
+    """A process's entry in summary.json."""
+    return {
+        "pid": p.pid,
+        "ppid": p.ppid,
+        "log": f"{p.log_name}.log",
+        "argv": p.argv,
+        "execs": p.execs,
+        "started": p.started,
+        "ended": p.ended,
+        "exit_status": shell_status(p.exit_status),
+        "exit": describe_status(p.exit_status),
+        "calls": p.calls,
+        "inexact_calls": p.inexact_calls,
+        "refused_calls": p.refused_calls,
+        "classes": {c.value: _class_json(t) for c, t in p.classes.items()},
+        "fds": [
+            {
+                "fd": fd.fd,
+                "class": fd.fd_class.value,
+                "detail": fd.classification.describe(),
+                "calls": fd.calls,
+                "bytes_in": fd.bytes_in,
+                "bytes_out": fd.bytes_out,
+            }
+            for fd in p.fds
+            if fd.calls
+        ],
+    }
+
+
 def summary(ledger: Ledger, run: dict) -> dict:
     processes = []
     class_totals: dict[str, dict] = {}
     for p in ledger.history:
         classes = p.classes
-        processes.append(
-            {
-                "pid": p.pid,
-                "ppid": p.ppid,
-                "log": f"{p.log_name}.log",
-                "argv": p.argv,
-                "execs": p.execs,
-                "started": p.started,
-                "ended": p.ended,
-                "exit_status": shell_status(p.exit_status),
-                "exit": describe_status(p.exit_status),
-                "calls": p.calls,
-                "inexact_calls": p.inexact_calls,
-                "refused_calls": p.refused_calls,
-                "classes": {c.value: _class_json(t) for c, t in classes.items()},
-                "fds": [
-                    {
-                        "fd": fd.fd,
-                        "class": fd.fd_class.value,
-                        "detail": fd.classification.describe(),
-                        "calls": fd.calls,
-                        "bytes_in": fd.bytes_in,
-                        "bytes_out": fd.bytes_out,
-                    }
-                    for fd in p.fds
-                    if fd.calls
-                ],
-            }
-        )
+        # An ended process's entry was made when its log was closed (Recorder.close_log).
+        processes.append(p.summary_entry or process_entry(p))
         for c, t in classes.items():
             agg = class_totals.setdefault(c.value, {"calls": 0, "bytes_in": 0, "bytes_out": 0})
             agg["calls"] += t.calls

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 
 import pytest
 
@@ -69,6 +70,10 @@ def test_the_fast_path_classifies_fds_as_the_python_engine_does(prog, superv, st
     assert len(loop_children) == LOOP
     assert [(fd["class"], fd["bytes_out"]) for fd in child["fds"] if fd["fd"] > 2 and fd["bytes_out"]] == [("pipe", 14)]
     assert len([e for e in main if e["type"] == "fd"]) > 4 * LOOP
+    # Each process's count of calls, in summary.json, is its records' (the
+    # entries of ended processes are made as they end: Recorder.close_log).
+    records = Counter(e["pid"] for e in fast.events if e["type"] == "call")
+    assert [p["calls"] for p in fast.processes()] == [records[p["pid"]] for p in fast.processes()]
 
     # The loops' LOOP pipes, LOOP connections and LOOP children: none of
     # their fds' first calls went to Python, nor a child's first call (the
