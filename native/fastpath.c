@@ -162,6 +162,9 @@ typedef struct proc {
     /* It has threads (or made a clone3): its children are every thread's,
      * and no one listing has them all. */
     int threaded;
+    /* A fast wait reaped it: its tasks are gone, and none is added again
+     * (its pid may be another process's already). */
+    int reaped;
     char *rows;               /* network rows of <pid>.log not yet written */
     size_t rows_len, rows_room;
     char *log_path;           /* NULL until Python takes in a child admitted here */
@@ -2255,8 +2258,10 @@ static int spawned_or_reaped(const task *t, const pending_t *pd)
                 /* A new process can take its pid before Python lets it go:
                  * its calls must not reach this one's tasks. */
                 proc *reaped = find_proc(after[i]);
-                if (reaped)
+                if (reaped) {
+                    reaped->reaped = 1;
                     forget_tasks_of(reaped);
+                }
                 add_note(NOTE_REAPED, p->pid, t->tid, after[i], pd->seq);
             }
         }
@@ -3556,7 +3561,7 @@ static PyObject *f_add_task(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "ii", &tid, &pid))
         return NULL;
     proc *p = find_proc(pid);
-    if (!p || find_task(tid))
+    if (!p || p->reaped || find_task(tid))
         Py_RETURN_NONE;
     task *t = calloc(1, sizeof *t);
     if (!t)
