@@ -359,3 +359,18 @@ def test_no_program_is_125(tmp_path):
     assert "Traceback" not in proc.stderr.decode()
 
 
+
+
+@pytest.mark.skipif(subprocess.run(["unshare", "-Urpf", "true"], capture_output=True).returncode != 0,
+                    reason="needs user and pid namespaces (unshare -Urpf)")
+def test_pidfs_is_told_from_pid_1_of_a_namespace_too():
+    """Whether a pidfd names its process once reaped (pidfs) decides what
+    the fast path may take in; superv as pid 1 of a namespace (a
+    container's init), with no parent to open a pidfd of, must tell it
+    as well as anywhere."""
+    from superv import kernel
+
+    inside = subprocess.run(["unshare", "-Urpf", "--mount-proc", sys.executable, "-c",
+                             "import os; from superv import kernel; print(os.getpid(), kernel.PIDFD_INODES)"],
+                            capture_output=True, text=True, check=True).stdout.split()
+    assert inside == ["1", str(kernel.PIDFD_INODES)]
