@@ -1783,7 +1783,8 @@ typedef struct {
     unsigned mode;            /* the fstat of our copy */
     unsigned long long dev, ino, rdev;
     int family, type, protocol; /* a socket's; family 0 for a pipe */
-    struct sockaddr_in local, remote;
+    struct sockaddr_storage local, remote;
+    socklen_t address_len;    /* of both: an AF_INET's or an AF_INET6's */
     int connected;
 } classified_t;
 
@@ -2368,7 +2369,7 @@ static void settle_pending(task *t, int thread_gone)
 }
 
 /* ---- classifying an fd here -------------------------------------------------------
- * A pipe, or a TCP or UDP socket over IPv4, that a call of the fast path made
+ * A pipe, or a TCP or UDP socket over IPv4 or IPv6, that a call of the fast path made
  * (accept, pipe, socket...) is classified here at its first data call, as
  * classify.py would, when no policy and no --trace needs Python's view first:
  * that first call was a trip to Python for every connection and every pipe
@@ -2435,12 +2436,33 @@ static fd_entry *entry_install(proc *p, int fd, int dup, int mode, int is_net, c
     return e;
 }
 
-/* classify.format_sockaddr's "1.2.3.4:80" */
-static void format_inet(char *out, size_t size, const struct sockaddr_in *a)
+/* classify.format_sockaddr's "1.2.3.4:80" or "[::1]:80"; 0 for an address
+ * Python's ipaddress writes otherwise than inet_ntop (an IPv4 address in an
+ * IPv6 one: ::ffff:1.2.3.4 is ::ffff:102:304 there), or with a scope. */
+static int format_inet(char *out, size_t size, const struct sockaddr_storage *a)
 {
-    char host[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-    snprintf(out, size, "%s:%u", host, (unsigned)ntohs(a->sin_port));
+    char host[INET6_ADDRSTRLEN];
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const void *)a;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        snprintf(out, size, "%s:%u", host, (unsigned)ntohs(in->sin_port));
+        return 1;
+    }
+    const struct sockaddr_in6 *in6 = (const void *)a;
+    static const uint8_t zeros[10];
+    const uint8_t *b = in6->sin6_addr.s6_addr;
+    int embeds_ipv4 = !memcmp(b, zeros, 10) && ((b[10] == 0xff && b[11] == 0xff) || (!b[10] && !b[11] &&
+                      (b[12] || b[13] || b[14] || b[15] > 1)));
+    if (embeds_ipv4 || in6->sin6_scope_id || !inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host))
+        return 0;
+    snprintf(out, size, "[%s]:%u", host, (unsigned)ntohs(in6->sin6_port));
+    return 1;
+}
+
+static unsigned inet_port(const struct sockaddr_storage *a)
+{
+    return a->ss_family == AF_INET ? ((const struct sockaddr_in *)(const void *)a)->sin_port
+                                   : ((const struct sockaddr_in6 *)(const void *)a)->sin6_port;
 }
 
 /* The facts classify.classify needs, for the kinds classified here; 0 when
@@ -2460,17 +2482,18 @@ static int classify_facts(int dup, classified_t *f)
     if (!S_ISSOCK(st.st_mode))
         return 0;
     socklen_t len = sizeof(int);
-    if (getsockopt(dup, SOL_SOCKET, SO_DOMAIN, &f->family, &len) < 0 || f->family != AF_INET ||
+    if (getsockopt(dup, SOL_SOCKET, SO_DOMAIN, &f->family, &len) < 0 || (f->family != AF_INET && f->family != AF_INET6) ||
         getsockopt(dup, SOL_SOCKET, SO_TYPE, &f->type, &len) < 0 ||
         getsockopt(dup, SOL_SOCKET, SO_PROTOCOL, &f->protocol, &len) < 0)
         return 0;
     if (!(f->type == SOCK_STREAM && f->protocol == IPPROTO_TCP) && !(f->type == SOCK_DGRAM && f->protocol == IPPROTO_UDP))
         return 0;
+    f->address_len = f->family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
     socklen_t local_len = sizeof f->local, remote_len = sizeof f->remote;
-    if (getsockname(dup, (struct sockaddr *)&f->local, &local_len) < 0 || local_len != sizeof f->local)
+    if (getsockname(dup, (struct sockaddr *)&f->local, &local_len) < 0 || local_len != f->address_len)
         return 0;
-    f->connected = getpeername(dup, (struct sockaddr *)&f->remote, &remote_len) == 0 && remote_len == sizeof f->remote;
-    return f->local.sin_port != 0 && (f->connected || f->type == SOCK_DGRAM);
+    f->connected = getpeername(dup, (struct sockaddr *)&f->remote, &remote_len) == 0 && remote_len == f->address_len;
+    return inet_port(&f->local) != 0 && (f->connected || f->type == SOCK_DGRAM);
 }
 
 /* p's view of fd, classified here; NULL when it is Python's to classify. */
@@ -2487,8 +2510,9 @@ static fd_entry *classify_here(proc *p, int fd)
         close(dup);
         return NULL;
     }
-    char local[32] = "", remote[32] = "", detail[80], key_text[96], peer_text[96];
-    const char *name = f->type == SOCK_DGRAM ? "udp" : "tcp";
+    char local[64] = "", remote[64] = "", detail[160], key_text[160], peer_text[160];
+    const char *name = f->family == AF_INET6 ? (f->type == SOCK_DGRAM ? "udp6" : "tcp6")
+                                             : (f->type == SOCK_DGRAM ? "udp" : "tcp");
     unsigned long long key = 0, peer_key = 0;
     int mode;
     if (!f->family) {
@@ -2498,9 +2522,12 @@ static fd_entry *classify_here(proc *p, int fd)
         key = peer_key = channel_key(key_text);
     } else {
         mode = f->type == SOCK_DGRAM ? M_DATAGRAM : M_STREAM;
-        format_inet(local, sizeof local, &f->local);
+        if (!format_inet(local, sizeof local, &f->local) || (f->connected && !format_inet(remote, sizeof remote, &f->remote))) {
+            free(f);
+            close(dup);
+            return NULL;
+        }
         if (f->connected) {
-            format_inet(remote, sizeof remote, &f->remote);
             snprintf(detail, sizeof detail, "%s %s -> %s", name, local, remote);
             snprintf(key_text, sizeof key_text, "%s|%s|%s", name, local, remote);
             snprintf(peer_text, sizeof peer_text, "%s|%s|%s", name, remote, local);
@@ -2510,7 +2537,7 @@ static fd_entry *classify_here(proc *p, int fd)
             snprintf(detail, sizeof detail, "%s %s", name, local);
         }
     }
-    char fragment[160];
+    char fragment[256];
     int fragment_len = snprintf(fragment, sizeof fragment, "\"class\":\"%s\",\"detail\":\"%s\"",
                                 f->family ? "net" : "pipe", detail);
     static const int16_t no_rules[MAX_KINDS];
@@ -4004,8 +4031,8 @@ static PyObject *f_take_notes(PyObject *self, PyObject *noargs)
             facts = Py_NewRef(Py_None);
         else if (f->family)
             facts = Py_BuildValue("(NIKKKiiiy#N)", (PyObject *)f->counters, f->mode, f->rdev, f->dev, f->ino,
-                                  f->family, f->type, f->protocol, (const char *)&f->local, (Py_ssize_t)sizeof f->local,
-                                  f->connected ? PyBytes_FromStringAndSize((const char *)&f->remote, sizeof f->remote)
+                                  f->family, f->type, f->protocol, (const char *)&f->local, (Py_ssize_t)f->address_len,
+                                  f->connected ? PyBytes_FromStringAndSize((const char *)&f->remote, f->address_len)
                                                : Py_NewRef(Py_None));
         else
             facts = Py_BuildValue("(NIKKKiiiOO)", (PyObject *)f->counters, f->mode, f->rdev, f->dev, f->ino, 0, 0, 0,
@@ -4086,7 +4113,7 @@ static PyMethodDef methods[] = {
      "drop_fds(pid, first, last[, noted_at]): close our copies of those fds (but for those classified here after "
      "the call numbered noted_at)"},
     {"set_bookkeeping", f_set_bookkeeping, METH_VARARGS,
-     "set_bookkeeping(classify, admit): classify the pipes and IPv4 sockets the fast path made "
+     "set_bookkeeping(classify, admit): classify the pipes and TCP/UDP sockets the fast path made "
      "(NOTE_CLASSIFIED); take in the children its forks made (NOTE_ADMITTED)"},
     {"add_counters", f_add_counters, METH_VARARGS, "add_counters([Counters...]): for fds classified here"},
     {"spare_counters", f_spare_counters, METH_NOARGS, "spare_counters() -> how many add_counters gave are left"},

@@ -1,10 +1,10 @@
 """fds the fast path classifies itself: the pipes and the TCP and UDP
-sockets over IPv4 that calls it took made (pipe, socket, accept), at their
-first data call, where that call was a trip to Python.  What it writes (the
+sockets that calls it took made (pipe, socket, accept), at their first
+data call, where that call was a trip to Python.  What it writes (the
 "fd" events, the calls' class and detail, the per-fd totals) must be what
 the Python engine (SUPERV_FASTPATH=0, the reference) writes, record for
-record; the fds it leaves to Python (unix and IPv6 sockets, a UDP socket
-its first send binds) too."""
+record; the fds it leaves to Python (unix sockets, a UDP socket its first
+send binds) too."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def test_the_fast_path_classifies_fds_as_the_python_engine_does(prog, superv, st
                             "udp 127.0.0.1:PORT", "udp 127.0.0.1:PORT", "udp 127.0.0.1:PORT -> 127.0.0.1:PORT",
                             "udp 127.0.0.1:PORT", "udp 0.0.0.0:PORT", "udp 127.0.0.1:PORT", "udp 0.0.0.0:PORT",
                             "udp 127.0.0.1:PORT", *["unix-stream unnamed -> unnamed"] * 2]
-    if b"no ipv6" not in fast.stdout:
+    if b"no ipv6" not in fast.stdout:  # ::1 is there
         assert details[16:20] == ["tcp6 [::1]:PORT -> [::1]:PORT"] * 4
 
     # Record for record, and fd for fd, the Python engine's.
@@ -82,6 +82,9 @@ def test_the_fast_path_classifies_fds_as_the_python_engine_does(prog, superv, st
     # (the pipe's making and its classification of the write end) without
     # dropping that end's view: the second write on it was not Python's
     # either.
+    # Over IPv6 the fast path classifies the accepted socket, but a connect
+    # (it reads IPv4 addresses only) and so the client's socket are Python's.
+    ipv6 = b"no ipv6" not in fast.stdout
     answered = fast.summary["calls_answered"]
-    assert answered["slow"] < LOOP + LOOP // 2 and answered["fast"] > 6 * LOOP
+    assert answered["slow"] < LOOP + LOOP // 2 + (2 * LOOP if ipv6 else 0) and answered["fast"] > 6 * LOOP
     assert python.summary["calls_answered"]["fast"] == 0

@@ -1,7 +1,7 @@
 /* classified_fds: fds made by calls the fast path takes (pipe, socket,
  * accept), first used by a data call.  The fast path classifies pipes and
- * TCP and UDP sockets over IPv4 itself; the others, and sockets whose ends
- * may still change, are Python's.
+ * TCP and UDP sockets itself; the others, and sockets whose ends may still
+ * change, are Python's.
  *
  * In order: a pipe; a TCP connection (both ends); a UDP socket bound, then
  * sending unconnected; a UDP socket connected; a UDP socket never bound (its
@@ -9,7 +9,7 @@
  * machine has ::1; a pipe made before a fork, whose ends the parent closes
  * and uses before the child writes; then LOOP pipes, each used once each
  * way, then, after a call that is Python's, again; LOOP connections, each
- * used once each way; and LOOP children, each writing into a pipe made
+ * used once each way (and LOOP more over IPv6, with ::1); and LOOP children, each writing into a pipe made
  * before its fork (its first call, before superv's Python knows it).
  *
  * Prints "CALL RESULT" for each data call of the first part, and the sums
@@ -157,7 +157,6 @@ int main(void)
     int l6 = tcp_listener(AF_INET6, &addr6, &len6);
     if (l6 >= 0) {
         connection(l6, &addr6, len6, 1);
-        close(l6);
     } else {
         printf("no ipv6\n");
     }
@@ -185,6 +184,8 @@ int main(void)
         pipes += pipe_once(0, l);
     for (int i = 0; i < LOOP; i++)
         connections += connection(l, &addr, len, 0);
+    for (int i = 0; l6 >= 0 && i < LOOP; i++)
+        connections += connection(l6, &addr6, len6, 0);
     long children = 0;
     for (int i = 0; i < LOOP; i++) {
         int q[2];
@@ -201,5 +202,7 @@ int main(void)
     printf("loop of %d pipes %ld\nloop of %d connections %ld\nloop of %d children %ld\n", LOOP, pipes, LOOP,
            connections, LOOP, children);
     close(l);
+    if (l6 >= 0)
+        close(l6);
     return 0;
 }
