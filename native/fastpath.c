@@ -1953,25 +1953,51 @@ static int put_path(out_t *o, pid_t tid, unsigned long long address)
     return 1;
 }
 
-/* ,"address":"1.2.3.4:80" for an IPv4 sockaddr, read as Python reads it
- * (addrlen bytes, at most 128); 0 for any other (Python formats those). */
+/* classify.format_sockaddr's "1.2.3.4:80" or "[::1]:80"; 0 for an address
+ * Python's ipaddress writes otherwise than inet_ntop (an IPv4 address in an
+ * IPv6 one: ::ffff:1.2.3.4 is ::ffff:102:304 there), or with a scope. */
+static int format_inet(char *out, size_t size, const struct sockaddr_storage *a)
+{
+    char host[INET6_ADDRSTRLEN];
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const void *)a;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        snprintf(out, size, "%s:%u", host, (unsigned)ntohs(in->sin_port));
+        return 1;
+    }
+    const struct sockaddr_in6 *in6 = (const void *)a;
+    static const uint8_t zeros[10];
+    const uint8_t *b = in6->sin6_addr.s6_addr;
+    int embeds_ipv4 = !memcmp(b, zeros, 10) && ((b[10] == 0xff && b[11] == 0xff) || (!b[10] && !b[11] &&
+                      (b[12] || b[13] || b[14] || b[15] > 1)));
+    if (embeds_ipv4 || in6->sin6_scope_id || !inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host))
+        return 0;
+    snprintf(out, size, "[%s]:%u", host, (unsigned)ntohs(in6->sin6_port));
+    return 1;
+}
+
+static unsigned inet_port(const struct sockaddr_storage *a)
+{
+    return a->ss_family == AF_INET ? ((const struct sockaddr_in *)(const void *)a)->sin_port
+                                   : ((const struct sockaddr_in6 *)(const void *)a)->sin6_port;
+}
+
+/* ,"address":"1.2.3.4:80" (or "[::1]:80") for an IPv4 or IPv6 sockaddr,
+ * read as Python reads it (addrlen bytes, at most 128); 0 for any other, or
+ * one format_inet leaves to Python. */
 static int put_inet_address(out_t *o, pid_t tid, unsigned long long address, unsigned long long addrlen)
 {
-    unsigned char raw[128];
-    size_t size = (addrlen & 0xFFFFFFFF) < sizeof raw ? (size_t)(addrlen & 0xFFFFFFFF) : sizeof raw;
-    if (!address || size < sizeof(struct sockaddr_in))
+    struct sockaddr_storage a;
+    memset(&a, 0, sizeof a);
+    size_t size = (addrlen & 0xFFFFFFFF) < sizeof a ? (size_t)(addrlen & 0xFFFFFFFF) : sizeof a;
+    if (!address || size < sizeof(struct sockaddr_in) || !read_caller(tid, address, &a, size))
         return 0;
-    if (!read_caller(tid, address, raw, size))
-        return 0;
-    struct sockaddr_in in;
-    memcpy(&in, raw, sizeof in);
-    char host[INET_ADDRSTRLEN];
-    if (in.sin_family != AF_INET || !inet_ntop(AF_INET, &in.sin_addr, host, sizeof host))
+    /* as classify.format_sockaddr reads them: an AF_INET6 address from 24 bytes on */
+    char text[64];
+    if ((a.ss_family != AF_INET && (a.ss_family != AF_INET6 || size < 24)) || !format_inet(text, sizeof text, &a))
         return 0;
     PUT(o, ",\"address\":\"");
-    put_str(o, host);
-    PUT(o, ":");
-    put_u64(o, ntohs(in.sin_port));
+    put_str(o, text);
     PUT(o, "\"");
     return 1;
 }
@@ -2434,35 +2460,6 @@ static fd_entry *entry_install(proc *p, int fd, int dup, int mode, int is_net, c
     drop_entry(p->fds[fd]);
     p->fds[fd] = e;
     return e;
-}
-
-/* classify.format_sockaddr's "1.2.3.4:80" or "[::1]:80"; 0 for an address
- * Python's ipaddress writes otherwise than inet_ntop (an IPv4 address in an
- * IPv6 one: ::ffff:1.2.3.4 is ::ffff:102:304 there), or with a scope. */
-static int format_inet(char *out, size_t size, const struct sockaddr_storage *a)
-{
-    char host[INET6_ADDRSTRLEN];
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const void *)a;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-        snprintf(out, size, "%s:%u", host, (unsigned)ntohs(in->sin_port));
-        return 1;
-    }
-    const struct sockaddr_in6 *in6 = (const void *)a;
-    static const uint8_t zeros[10];
-    const uint8_t *b = in6->sin6_addr.s6_addr;
-    int embeds_ipv4 = !memcmp(b, zeros, 10) && ((b[10] == 0xff && b[11] == 0xff) || (!b[10] && !b[11] &&
-                      (b[12] || b[13] || b[14] || b[15] > 1)));
-    if (embeds_ipv4 || in6->sin6_scope_id || !inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host))
-        return 0;
-    snprintf(out, size, "[%s]:%u", host, (unsigned)ntohs(in6->sin6_port));
-    return 1;
-}
-
-static unsigned inet_port(const struct sockaddr_storage *a)
-{
-    return a->ss_family == AF_INET ? ((const struct sockaddr_in *)(const void *)a)->sin_port
-                                   : ((const struct sockaddr_in6 *)(const void *)a)->sin6_port;
 }
 
 /* The facts classify.classify needs, for the kinds classified here; 0 when
