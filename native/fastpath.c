@@ -53,7 +53,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/netlink.h>
 #include <linux/seccomp.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -69,6 +72,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1784,8 +1788,9 @@ typedef struct {
     unsigned long long dev, ino, rdev;
     int family, type, protocol; /* a socket's; family 0 for a pipe */
     struct sockaddr_storage local, remote;
-    socklen_t address_len;    /* of both: an AF_INET's or an AF_INET6's */
+    socklen_t local_len, remote_len;
     int connected;
+    unsigned peer_inode;      /* a unix socket's other end; 0 when none */
 } classified_t;
 
 typedef struct {
@@ -2395,7 +2400,7 @@ static void settle_pending(task *t, int thread_gone)
 }
 
 /* ---- classifying an fd here -------------------------------------------------------
- * A pipe, or a TCP or UDP socket over IPv4 or IPv6, that a call of the fast path made
+ * A pipe, or a TCP, UDP or unix socket, that a call of the fast path made
  * (accept, pipe, socket...) is classified here at its first data call, as
  * classify.py would, when no policy and no --trace needs Python's view first:
  * that first call was a trip to Python for every connection and every pipe
@@ -2462,6 +2467,72 @@ static fd_entry *entry_install(proc *p, int fd, int dup, int mode, int is_net, c
     return e;
 }
 
+/* A unix socket's other end, by inode, as kernel.unix_peer_inode asks
+ * sock_diag for it; 0 when it has none. */
+static unsigned unix_peer_inode(unsigned inode)
+{
+    int s = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (s < 0)
+        return 0;
+    struct {
+        struct nlmsghdr header;
+        struct unix_diag_req request;
+    } ask = {.header = {.nlmsg_len = sizeof ask, .nlmsg_type = SOCK_DIAG_BY_FAMILY, .nlmsg_flags = NLM_F_REQUEST,
+                        .nlmsg_seq = 1},
+             .request = {.sdiag_family = AF_UNIX, .udiag_states = ~0u, .udiag_ino = inode,
+                         .udiag_show = UDIAG_SHOW_PEER, .udiag_cookie = {~0u, ~0u}}};
+    char reply[8192];
+    ssize_t got = -1;
+    if (send(s, &ask, sizeof ask, 0) == (ssize_t)sizeof ask)
+        got = TEMP_FAILURE_RETRY(recv(s, reply, sizeof reply, 0));
+    close(s);
+    const struct nlmsghdr *h = (const void *)reply;
+    if (got < (ssize_t)(NLMSG_HDRLEN + sizeof(struct unix_diag_msg)) || h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
+        h->nlmsg_len > (size_t)got)
+        return 0;
+    size_t at = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct unix_diag_msg));
+    while (at + 4 <= h->nlmsg_len) {
+        unsigned short size, kind;
+        memcpy(&size, reply + at, 2);
+        memcpy(&kind, reply + at + 2, 2);
+        if (size < 4)
+            break;
+        if (kind == UNIX_DIAG_PEER && size >= 8 && at + 8 <= h->nlmsg_len) {
+            unsigned peer;
+            memcpy(&peer, reply + at + 4, 4);
+            return peer;
+        }
+        at += (size + 3u) & ~3u;
+    }
+    return 0;
+}
+
+/* classify.format_sockaddr's name of a unix socket: "unnamed", a path, or
+ * "@" and an abstract name; 0 for one with bytes JSON or UTF-8 decoding
+ * would change (Python formats those). */
+static int format_unix(char *out, size_t size, const struct sockaddr_storage *a, socklen_t len)
+{
+    const struct sockaddr_un *un = (const void *)a;
+    size_t n = len > offsetof(struct sockaddr_un, sun_path) ? len - offsetof(struct sockaddr_un, sun_path) : 0;
+    const char *name = un->sun_path;
+    if (!n) {
+        snprintf(out, size, "unnamed");
+        return 1;
+    }
+    int abstract = name[0] == 0;
+    if (!abstract)
+        n = strnlen(name, n);
+    if (n + 2 > size)
+        return 0;
+    for (size_t i = abstract; i < n; i++)
+        if (name[i] < 0x20 || name[i] > 0x7e || name[i] == '"' || name[i] == '\\')
+            return 0;
+    out[0] = '@';
+    memcpy(out + abstract, name + abstract, n - abstract);
+    out[n] = 0;
+    return 1;
+}
+
 /* The facts classify.classify needs, for the kinds classified here; 0 when
  * the fd is of another kind, or a socket whose ends may still change
  * (engine._endpoints_incomplete). */
@@ -2479,17 +2550,29 @@ static int classify_facts(int dup, classified_t *f)
     if (!S_ISSOCK(st.st_mode))
         return 0;
     socklen_t len = sizeof(int);
-    if (getsockopt(dup, SOL_SOCKET, SO_DOMAIN, &f->family, &len) < 0 || (f->family != AF_INET && f->family != AF_INET6) ||
+    if (getsockopt(dup, SOL_SOCKET, SO_DOMAIN, &f->family, &len) < 0 ||
         getsockopt(dup, SOL_SOCKET, SO_TYPE, &f->type, &len) < 0 ||
         getsockopt(dup, SOL_SOCKET, SO_PROTOCOL, &f->protocol, &len) < 0)
         return 0;
+    f->local_len = sizeof f->local;
+    f->remote_len = sizeof f->remote;
+    if (getsockname(dup, (struct sockaddr *)&f->local, &f->local_len) < 0 || f->local_len > sizeof f->local)
+        return 0;
+    f->connected = getpeername(dup, (struct sockaddr *)&f->remote, &f->remote_len) == 0 &&
+                   f->remote_len <= sizeof f->remote;
+    if (f->family == AF_UNIX) {
+        if (f->protocol != 0 || (f->type != SOCK_STREAM && f->type != SOCK_DGRAM && f->type != SOCK_SEQPACKET))
+            return 0;
+        f->peer_inode = unix_peer_inode((unsigned)f->ino);
+        return f->connected || f->type != SOCK_STREAM;
+    }
+    if (f->family != AF_INET && f->family != AF_INET6)
+        return 0;
     if (!(f->type == SOCK_STREAM && f->protocol == IPPROTO_TCP) && !(f->type == SOCK_DGRAM && f->protocol == IPPROTO_UDP))
         return 0;
-    f->address_len = f->family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
-    socklen_t local_len = sizeof f->local, remote_len = sizeof f->remote;
-    if (getsockname(dup, (struct sockaddr *)&f->local, &local_len) < 0 || local_len != f->address_len)
+    socklen_t inet_len = f->family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    if (f->local_len != inet_len || (f->connected && f->remote_len != inet_len))
         return 0;
-    f->connected = getpeername(dup, (struct sockaddr *)&f->remote, &remote_len) == 0 && remote_len == f->address_len;
     return inet_port(&f->local) != 0 && (f->connected || f->type == SOCK_DGRAM);
 }
 
@@ -2507,9 +2590,11 @@ static fd_entry *classify_here(proc *p, int fd)
         close(dup);
         return NULL;
     }
-    char local[64] = "", remote[64] = "", detail[160], key_text[160], peer_text[160];
-    const char *name = f->family == AF_INET6 ? (f->type == SOCK_DGRAM ? "udp6" : "tcp6")
-                                             : (f->type == SOCK_DGRAM ? "udp" : "tcp");
+    char local[128] = "", remote[128] = "", detail[300], key_text[300], peer_text[300];
+    const char *name = f->family == AF_UNIX ? (f->type == SOCK_STREAM ? "unix-stream" : f->type == SOCK_DGRAM ? "unix-dgram"
+                                                                                                     : "unix-seqpacket")
+                       : f->family == AF_INET6 ? (f->type == SOCK_DGRAM ? "udp6" : "tcp6")
+                                               : (f->type == SOCK_DGRAM ? "udp" : "tcp");
     unsigned long long key = 0, peer_key = 0;
     int mode;
     if (!f->family) {
@@ -2517,6 +2602,24 @@ static fd_entry *classify_here(proc *p, int fd)
         snprintf(detail, sizeof detail, "pipe");
         snprintf(key_text, sizeof key_text, "pipe|%llu|%llu", f->dev, f->ino);
         key = peer_key = channel_key(key_text);
+    } else if (f->family == AF_UNIX) {
+        mode = f->type == SOCK_STREAM ? M_STREAM : M_DATAGRAM;
+        if (!format_unix(local, sizeof local, &f->local, f->local_len) ||
+            (f->connected && !format_unix(remote, sizeof remote, &f->remote, f->remote_len))) {
+            free(f);
+            close(dup);
+            return NULL;
+        }
+        if (f->connected)
+            snprintf(detail, sizeof detail, "%s %s -> %s", name, local, remote);
+        else
+            snprintf(detail, sizeof detail, "%s %s", name, local);
+        if (f->peer_inode) { /* engine._channel_keys */
+            snprintf(key_text, sizeof key_text, "unix|%llu", f->ino);
+            snprintf(peer_text, sizeof peer_text, "unix|%u", f->peer_inode);
+            key = channel_key(key_text);
+            peer_key = channel_key(peer_text);
+        }
     } else {
         mode = f->type == SOCK_DGRAM ? M_DATAGRAM : M_STREAM;
         if (!format_inet(local, sizeof local, &f->local) || (f->connected && !format_inet(remote, sizeof remote, &f->remote))) {
@@ -2540,9 +2643,10 @@ static fd_entry *classify_here(proc *p, int fd)
     static const int16_t no_rules[MAX_KINDS];
     Counters *counters = spare_counters[spare_count - 1];
     fd_entry *e = NULL;
+    int tcp = (f->family == AF_INET || f->family == AF_INET6) && f->type == SOCK_STREAM;
     if (add_note(NOTE_CLASSIFIED, p->pid, p->pid, fd, p->next_seq) &&
         !(e = entry_install(p, fd, dup, mode, f->family != 0, f->family ? " NET" : "PIPE", fragment, fragment_len,
-                            counters, key, peer_key, f->family && f->type == SOCK_STREAM, no_rules)))
+                            counters, key, peer_key, tcp, no_rules)))
         notes_len--;
     if (!e) {
         free(f);
@@ -2552,7 +2656,7 @@ static fd_entry *classify_here(proc *p, int fd)
     spare_count--;
     e->since = p->next_seq;
     fresh_clear(p, fd);
-    unsigned long long inode = f->ino;
+    unsigned long long inode = f->ino, peer_inode = f->peer_inode;
     f->counters = counters;
     notes[notes_len - 1].facts = f;
 
@@ -2580,7 +2684,13 @@ static fd_entry *classify_here(proc *p, int fd)
     }
     PUT(&o, ",\"path\":null,\"inode\":");
     put_u64(&o, inode);
-    PUT(&o, ",\"peer_inode\":null,\"inherited\":false}");
+    if (peer_inode) {
+        PUT(&o, ",\"peer_inode\":");
+        put_u64(&o, peer_inode);
+        PUT(&o, ",\"inherited\":false}");
+    } else {
+        PUT(&o, ",\"peer_inode\":null,\"inherited\":false}");
+    }
     events_add(line, (size_t)(o.at - line));
     return e;
 }
@@ -4027,13 +4137,14 @@ static PyObject *f_take_notes(PyObject *self, PyObject *noargs)
         if (!f)
             facts = Py_NewRef(Py_None);
         else if (f->family)
-            facts = Py_BuildValue("(NIKKKiiiy#N)", (PyObject *)f->counters, f->mode, f->rdev, f->dev, f->ino,
-                                  f->family, f->type, f->protocol, (const char *)&f->local, (Py_ssize_t)f->address_len,
-                                  f->connected ? PyBytes_FromStringAndSize((const char *)&f->remote, f->address_len)
-                                               : Py_NewRef(Py_None));
+            facts = Py_BuildValue("(NIKKKiiiy#NI)", (PyObject *)f->counters, f->mode, f->rdev, f->dev, f->ino,
+                                  f->family, f->type, f->protocol, (const char *)&f->local, (Py_ssize_t)f->local_len,
+                                  f->connected ? PyBytes_FromStringAndSize((const char *)&f->remote, f->remote_len)
+                                               : Py_NewRef(Py_None),
+                                  f->peer_inode);
         else
-            facts = Py_BuildValue("(NIKKKiiiOO)", (PyObject *)f->counters, f->mode, f->rdev, f->dev, f->ino, 0, 0, 0,
-                                  Py_None, Py_None);
+            facts = Py_BuildValue("(NIKKKiiiOOI)", (PyObject *)f->counters, f->mode, f->rdev, f->dev, f->ino, 0, 0,
+                                  0, Py_None, Py_None, 0u);
         free(f);
         n->facts = NULL;
         PyObject *item = facts ? Py_BuildValue("(iiiiKiN)", n->what, n->pid, n->tid, n->value, n->seq, n->pidfd, facts)
@@ -4110,7 +4221,7 @@ static PyMethodDef methods[] = {
      "drop_fds(pid, first, last[, noted_at]): close our copies of those fds (but for those classified here after "
      "the call numbered noted_at)"},
     {"set_bookkeeping", f_set_bookkeeping, METH_VARARGS,
-     "set_bookkeeping(classify, admit): classify the pipes and TCP/UDP sockets the fast path made "
+     "set_bookkeeping(classify, admit): classify the pipes and sockets the fast path made "
      "(NOTE_CLASSIFIED); take in the children its forks made (NOTE_ADMITTED)"},
     {"add_counters", f_add_counters, METH_VARARGS, "add_counters([Counters...]): for fds classified here"},
     {"spare_counters", f_spare_counters, METH_NOARGS, "spare_counters() -> how many add_counters gave are left"},

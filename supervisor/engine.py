@@ -687,9 +687,9 @@ class Supervisor:
         Python's view of it, by Python's own rules from the facts the fast
         path saw, and the counters the fast path counts it in.  Its "fd"
         event is written already."""
-        counters, mode, rdev, dev, ino, family, type_, protocol, local, remote = facts
+        counters, mode, rdev, dev, ino, family, type_, protocol, local, remote, peer_inode = facts
         if family:
-            link, socket_facts = f"socket:[{ino}]", SocketFacts(family, type_, protocol, local, remote)
+            link, socket_facts = f"socket:[{ino}]", SocketFacts(family, type_, protocol, local, remote, peer_inode or None)
         else:
             link, socket_facts = f"pipe:[{ino}]", None
         c = classify(FdFacts(link, mode, rdev, dev, ino, False, socket_facts))

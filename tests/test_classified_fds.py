@@ -1,10 +1,10 @@
-"""fds the fast path classifies itself: the pipes and the TCP and UDP
-sockets that calls it took made (pipe, socket, accept), at their first
+"""fds the fast path classifies itself: the pipes and the TCP, UDP and
+unix sockets that calls it took made (pipe, socket, accept), at their first
 data call, where that call was a trip to Python.  What it writes (the
 "fd" events, the calls' class and detail, the per-fd totals) must be what
 the Python engine (SUPERV_FASTPATH=0, the reference) writes, record for
-record; the fds it leaves to Python (unix sockets, a UDP socket its first
-send binds) too."""
+record; the fds it leaves to Python (a UDP socket its first send binds)
+too."""
 
 from __future__ import annotations
 
@@ -65,6 +65,11 @@ def test_the_fast_path_classifies_fds_as_the_python_engine_does(prog, superv, st
                             "udp 127.0.0.1:PORT", *["unix-stream unnamed -> unnamed"] * 2]
     if b"no ipv6" not in fast.stdout:  # ::1 is there
         assert details[16:20] == ["tcp6 [::1]:PORT -> [::1]:PORT"] * 4
+
+    # A unix socket's peer is the socket at the other end: one of the run's.
+    fd_events = [e for e in fast.events if e["type"] == "fd"]
+    unix = [e for e in fd_events if e["detail"].startswith("unix")]
+    assert len(unix) > 2 * LOOP and {e["peer_inode"] for e in unix} <= {e["inode"] for e in fd_events}
 
     # Record for record, and fd for fd, the Python engine's.
     assert by_process(fast) == by_process(python)

@@ -1,7 +1,7 @@
 /* classified_fds: fds made by calls the fast path takes (pipe, socket,
  * accept), first used by a data call.  The fast path classifies pipes and
- * TCP and UDP sockets itself; the others, and sockets whose ends may still
- * change, are Python's.
+ * TCP, UDP and unix sockets itself; the others, and sockets whose ends may
+ * still change, are Python's.
  *
  * In order: a pipe; a TCP connection (both ends); a UDP socket bound, then
  * sending unconnected; a UDP socket connected; a UDP socket never bound (its
@@ -9,7 +9,8 @@
  * machine has ::1; a pipe made before a fork, whose ends the parent closes
  * and uses before the child writes; then LOOP pipes, each used once each
  * way, then, after a call that is Python's, again; LOOP connections, each
- * used once each way (and LOOP more over IPv6, with ::1); and LOOP children, each writing into a pipe made
+ * used once each way (and LOOP more over IPv6, with ::1); LOOP unix
+ * socketpairs, stream and seqpacket; and LOOP children, each writing into a pipe made
  * before its fork (its first call, before superv's Python knows it).
  *
  * Prints "CALL RESULT" for each data call of the first part, and the sums
@@ -186,6 +187,16 @@ int main(void)
         connections += connection(l, &addr, len, 0);
     for (int i = 0; l6 >= 0 && i < LOOP; i++)
         connections += connection(l6, &addr6, len6, 0);
+    long pairs = 0;
+    for (int i = 0; i < LOOP; i++) {
+        int u[2];
+        if (socketpair(AF_UNIX, i % 2 ? SOCK_SEQPACKET : SOCK_STREAM, 0, u) < 0)
+            die("socketpair");
+        pairs += write(u[0], "unix", 4);
+        pairs += read(u[1], buf, sizeof buf);
+        close(u[0]);
+        close(u[1]);
+    }
     long children = 0;
     for (int i = 0; i < LOOP; i++) {
         int q[2];
@@ -199,8 +210,8 @@ int main(void)
         close(q[0]);
         waitpid(c, NULL, 0);
     }
-    printf("loop of %d pipes %ld\nloop of %d connections %ld\nloop of %d children %ld\n", LOOP, pipes, LOOP,
-           connections, LOOP, children);
+    printf("loop of %d pipes %ld\nloop of %d connections %ld\nloop of %d socketpairs %ld\nloop of %d children %ld\n",
+           LOOP, pipes, LOOP, connections, LOOP, pairs, LOOP, children);
     close(l);
     if (l6 >= 0)
         close(l6);
