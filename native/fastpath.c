@@ -1987,19 +1987,52 @@ static unsigned inet_port(const struct sockaddr_storage *a)
                                    : ((const struct sockaddr_in6 *)(const void *)a)->sin6_port;
 }
 
-/* ,"address":"1.2.3.4:80" (or "[::1]:80") for an IPv4 or IPv6 sockaddr,
- * read as Python reads it (addrlen bytes, at most 128); 0 for any other, or
- * one format_inet leaves to Python. */
-static int put_inet_address(out_t *o, pid_t tid, unsigned long long address, unsigned long long addrlen)
+/* classify.format_sockaddr's name of a unix socket: "unnamed", a path, or
+ * "@" and an abstract name; 0 for one with bytes JSON or UTF-8 decoding
+ * would change (Python formats those). */
+static int format_unix(char *out, size_t size, const struct sockaddr_storage *a, socklen_t len)
+{
+    const struct sockaddr_un *un = (const void *)a;
+    size_t n = len > offsetof(struct sockaddr_un, sun_path) ? len - offsetof(struct sockaddr_un, sun_path) : 0;
+    const char *name = un->sun_path;
+    if (!n) {
+        snprintf(out, size, "unnamed");
+        return 1;
+    }
+    int abstract = name[0] == 0;
+    if (!abstract)
+        n = strnlen(name, n);
+    if (n + 2 > size)
+        return 0;
+    for (size_t i = abstract; i < n; i++)
+        if (name[i] < 0x20 || name[i] > 0x7e || name[i] == '"' || name[i] == '\\')
+            return 0;
+    out[0] = '@';
+    memcpy(out + abstract, name + abstract, n - abstract);
+    out[n] = 0;
+    return 1;
+}
+
+/* ,"address":"1.2.3.4:80" (or "[::1]:80", or a unix socket's name) for the
+ * sockaddr of a connect, read as Python reads it (addrlen bytes, at most
+ * 128) and formatted as classify.format_sockaddr does; 0 for any other, or
+ * one format_inet or format_unix leaves to Python. */
+static int put_socket_address(out_t *o, pid_t tid, unsigned long long address, unsigned long long addrlen)
 {
     struct sockaddr_storage a;
     memset(&a, 0, sizeof a);
     size_t size = (addrlen & 0xFFFFFFFF) < sizeof a ? (size_t)(addrlen & 0xFFFFFFFF) : sizeof a;
-    if (!address || size < sizeof(struct sockaddr_in) || !read_caller(tid, address, &a, size))
+    if (!address || size < sizeof(sa_family_t) || !read_caller(tid, address, &a, size))
         return 0;
-    /* as classify.format_sockaddr reads them: an AF_INET6 address from 24 bytes on */
-    char text[64];
-    if ((a.ss_family != AF_INET && (a.ss_family != AF_INET6 || size < 24)) || !format_inet(text, sizeof text, &a))
+    char text[128];
+    int formatted;
+    if (a.ss_family == AF_UNIX)
+        formatted = format_unix(text, sizeof text, &a, (socklen_t)size);
+    else if (a.ss_family == AF_INET) /* from 16 bytes on; 8 to 15 are Python's */
+        formatted = size >= sizeof(struct sockaddr_in) && format_inet(text, sizeof text, &a);
+    else /* an AF_INET6 address from 24 bytes on */
+        formatted = a.ss_family == AF_INET6 && size >= 24 && format_inet(text, sizeof text, &a);
+    if (!formatted)
         return 0;
     PUT(o, ",\"address\":\"");
     put_str(o, text);
@@ -2084,7 +2117,7 @@ static int pending_call(const struct seccomp_notif *n, const call_spec *spec, ta
         put_i64(&o, (int)a[1]);
         break;
     case L_CONNECT:
-        if (!put_inet_address(&o, (pid_t)n->pid, a[1], a[2]))
+        if (!put_socket_address(&o, (pid_t)n->pid, a[1], a[2]))
             return 0;
         PUT(&o, ",\"fd\":");
         put_i64(&o, (int)a[0]);
@@ -2505,32 +2538,6 @@ static unsigned unix_peer_inode(unsigned inode)
         at += (size + 3u) & ~3u;
     }
     return 0;
-}
-
-/* classify.format_sockaddr's name of a unix socket: "unnamed", a path, or
- * "@" and an abstract name; 0 for one with bytes JSON or UTF-8 decoding
- * would change (Python formats those). */
-static int format_unix(char *out, size_t size, const struct sockaddr_storage *a, socklen_t len)
-{
-    const struct sockaddr_un *un = (const void *)a;
-    size_t n = len > offsetof(struct sockaddr_un, sun_path) ? len - offsetof(struct sockaddr_un, sun_path) : 0;
-    const char *name = un->sun_path;
-    if (!n) {
-        snprintf(out, size, "unnamed");
-        return 1;
-    }
-    int abstract = name[0] == 0;
-    if (!abstract)
-        n = strnlen(name, n);
-    if (n + 2 > size)
-        return 0;
-    for (size_t i = abstract; i < n; i++)
-        if (name[i] < 0x20 || name[i] > 0x7e || name[i] == '"' || name[i] == '\\')
-            return 0;
-    out[0] = '@';
-    memcpy(out + abstract, name + abstract, n - abstract);
-    out[n] = 0;
-    return 1;
 }
 
 /* The facts classify.classify needs, for the kinds classified here; 0 when

@@ -19,8 +19,11 @@ LOOP = 100  # as in classified_fds.c
 
 
 def without_ports(value):
-    """Ports the kernel chose differ from run to run."""
-    return re.sub(r"(\]|\d):\d+", r"\1:PORT", value) if isinstance(value, str) else value
+    """Ports the kernel chose differ from run to run, and so does the unix
+    listener's name, which holds the program's pid."""
+    if not isinstance(value, str):
+        return value
+    return re.sub(r"(\]|\d):\d+", r"\1:PORT", re.sub(r"classified-\d+", "classified-PID", value))
 
 
 def stable(event: dict) -> dict:

@@ -10,7 +10,8 @@
  * and uses before the child writes; then LOOP pipes, each used once each
  * way, then, after a call that is Python's, again; LOOP connections, each
  * used once each way (and LOOP more over IPv6, with ::1); LOOP unix
- * socketpairs, stream and seqpacket; and LOOP children, each writing into a pipe made
+ * socketpairs, stream and seqpacket, and LOOP unix connections to an
+ * abstract name; and LOOP children, each writing into a pipe made
  * before its fork (its first call, before superv's Python knows it).
  *
  * Prints "CALL RESULT" for each data call of the first part, and the sums
@@ -21,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -197,6 +200,26 @@ int main(void)
         close(u[0]);
         close(u[1]);
     }
+    /* unix connections to an abstract name */
+    struct sockaddr_un ua = {.sun_family = AF_UNIX};
+    int name_len = snprintf(ua.sun_path + 1, sizeof ua.sun_path - 1, "superv-classified-%d", (int)getpid());
+    socklen_t ua_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + name_len);
+    int ul = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (ul < 0 || bind(ul, (struct sockaddr *)&ua, ua_len) < 0 || listen(ul, LOOP + 8) < 0)
+        die("unix listener");
+    for (int i = 0; i < LOOP; i++) {
+        int c = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (c < 0 || connect(c, (struct sockaddr *)&ua, ua_len) < 0)
+            die("unix connect");
+        int s = accept(ul, NULL, NULL);
+        if (s < 0)
+            die("unix accept");
+        pairs += write(c, "u", 1);
+        pairs += read(s, buf, sizeof buf);
+        close(c);
+        close(s);
+    }
+    close(ul);
     long children = 0;
     for (int i = 0; i < LOOP; i++) {
         int q[2];
