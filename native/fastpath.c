@@ -810,6 +810,18 @@ static void put(out_t *o, const char *s, size_t n)
 
 static void put_str(out_t *o, const char *s) { put(o, s, strlen(s)); }
 
+/* A JSON string of text that needs no escaping; null when it is empty. */
+static void put_text_or_null(out_t *o, const char *text)
+{
+    if (!*text) {
+        PUT(o, "null");
+        return;
+    }
+    PUT(o, "\"");
+    put_str(o, text);
+    PUT(o, "\"");
+}
+
 static void put_u64(out_t *o, unsigned long long v)
 {
     char digits[24];
@@ -1821,13 +1833,16 @@ static int add_note(int what, int pid, int tid, int value, unsigned long long se
     return add_note_with_pidfd(what, pid, tid, value, seq, -1);
 }
 
-static int spawn_noted(int child)
+/* The NOTE_SPAWNED of child not yet taken, or NULL. */
+static note_t *spawn_note(int child)
 {
     for (size_t i = 0; i < notes_len; i++)
         if (notes[i].what == NOTE_SPAWNED && notes[i].value == child)
-            return 1;
-    return 0;
+            return &notes[i];
+    return NULL;
 }
+
+static int spawn_noted(int child) { return spawn_note(child) != NULL; }
 
 /* A lifecycle call's record, up to its result: {"schema":1,...,"result": */
 static void put_call_head(out_t *o, int pid, int tid, const char *name, unsigned long long seq)
@@ -2013,6 +2028,19 @@ static int format_unix(char *out, size_t size, const struct sockaddr_storage *a,
     return 1;
 }
 
+/* classify.format_sockaddr's text of len bytes of a sockaddr, for the
+ * families it is written here for; 0 for the others, and for what
+ * format_inet or format_unix leaves to Python. */
+static int format_sockaddr(char *out, size_t size, const struct sockaddr_storage *a, socklen_t len)
+{
+    if (a->ss_family == AF_UNIX)
+        return format_unix(out, size, a, len);
+    if (a->ss_family == AF_INET) /* from 16 bytes on; 8 to 15 are Python's */
+        return len >= sizeof(struct sockaddr_in) && format_inet(out, size, a);
+    /* an AF_INET6 address from 24 bytes on */
+    return a->ss_family == AF_INET6 && len >= 24 && format_inet(out, size, a);
+}
+
 /* ,"address":"1.2.3.4:80" (or "[::1]:80", or a unix socket's name) for the
  * sockaddr of a connect, read as Python reads it (addrlen bytes, at most
  * 128) and formatted as classify.format_sockaddr does; 0 for any other, or
@@ -2025,14 +2053,7 @@ static int put_socket_address(out_t *o, pid_t tid, unsigned long long address, u
     if (!address || size < sizeof(sa_family_t) || !read_caller(tid, address, &a, size))
         return 0;
     char text[128];
-    int formatted;
-    if (a.ss_family == AF_UNIX)
-        formatted = format_unix(text, sizeof text, &a, (socklen_t)size);
-    else if (a.ss_family == AF_INET) /* from 16 bytes on; 8 to 15 are Python's */
-        formatted = size >= sizeof(struct sockaddr_in) && format_inet(text, sizeof text, &a);
-    else /* an AF_INET6 address from 24 bytes on */
-        formatted = a.ss_family == AF_INET6 && size >= 24 && format_inet(text, sizeof text, &a);
-    if (!formatted)
+    if (!format_sockaddr(text, sizeof text, &a, (socklen_t)size))
         return 0;
     PUT(o, ",\"address\":\"");
     put_str(o, text);
@@ -2592,11 +2613,8 @@ static fd_entry *classify_here(proc *p, int fd)
     if (dup < 0)
         return NULL;
     classified_t *f = calloc(1, sizeof *f);
-    if (!f || !classify_facts(dup, f)) {
-        free(f);
-        close(dup);
-        return NULL;
-    }
+    if (!f || !classify_facts(dup, f))
+        goto python;
     char local[128] = "", remote[128] = "", detail[300], key_text[300], peer_text[300];
     const char *name = f->family == AF_UNIX ? (f->type == SOCK_STREAM ? "unix-stream" : f->type == SOCK_DGRAM ? "unix-dgram"
                                                                                                      : "unix-seqpacket")
@@ -2609,39 +2627,27 @@ static fd_entry *classify_here(proc *p, int fd)
         snprintf(detail, sizeof detail, "pipe");
         snprintf(key_text, sizeof key_text, "pipe|%llu|%llu", f->dev, f->ino);
         key = peer_key = channel_key(key_text);
-    } else if (f->family == AF_UNIX) {
+    } else {
         mode = f->type == SOCK_STREAM ? M_STREAM : M_DATAGRAM;
-        if (!format_unix(local, sizeof local, &f->local, f->local_len) ||
-            (f->connected && !format_unix(remote, sizeof remote, &f->remote, f->remote_len))) {
-            free(f);
-            close(dup);
-            return NULL;
-        }
+        if (!format_sockaddr(local, sizeof local, &f->local, f->local_len) ||
+            (f->connected && !format_sockaddr(remote, sizeof remote, &f->remote, f->remote_len)))
+            goto python;
         if (f->connected)
             snprintf(detail, sizeof detail, "%s %s -> %s", name, local, remote);
         else
             snprintf(detail, sizeof detail, "%s %s", name, local);
-        if (f->peer_inode) { /* engine._channel_keys */
+        /* engine._channel_keys: a unix socket by its and its peer's inode,
+         * an inet one by its ends; 0 when not known */
+        if (f->family == AF_UNIX && f->peer_inode) {
             snprintf(key_text, sizeof key_text, "unix|%llu", f->ino);
             snprintf(peer_text, sizeof peer_text, "unix|%u", f->peer_inode);
             key = channel_key(key_text);
             peer_key = channel_key(peer_text);
-        }
-    } else {
-        mode = f->type == SOCK_DGRAM ? M_DATAGRAM : M_STREAM;
-        if (!format_inet(local, sizeof local, &f->local) || (f->connected && !format_inet(remote, sizeof remote, &f->remote))) {
-            free(f);
-            close(dup);
-            return NULL;
-        }
-        if (f->connected) {
-            snprintf(detail, sizeof detail, "%s %s -> %s", name, local, remote);
+        } else if (f->family != AF_UNIX && f->connected) {
             snprintf(key_text, sizeof key_text, "%s|%s|%s", name, local, remote);
             snprintf(peer_text, sizeof peer_text, "%s|%s|%s", name, remote, local);
             key = channel_key(key_text);
             peer_key = channel_key(peer_text);
-        } else {
-            snprintf(detail, sizeof detail, "%s %s", name, local);
         }
     }
     char fragment[256];
@@ -2655,11 +2661,8 @@ static fd_entry *classify_here(proc *p, int fd)
         !(e = entry_install(p, fd, dup, mode, f->family != 0, f->family ? " NET" : "PIPE", fragment, fragment_len,
                             counters, key, peer_key, tcp, no_rules)))
         notes_len--;
-    if (!e) {
-        free(f);
-        close(dup);
-        return NULL;
-    }
+    if (!e)
+        goto python;
     spare_count--;
     e->since = p->next_seq;
     fresh_clear(p, fd);
@@ -2675,20 +2678,10 @@ static fd_entry *classify_here(proc *p, int fd)
     put_i64(&o, fd);
     PUT(&o, ",");
     put(&o, fragment, (size_t)fragment_len);
-    if (*local) {
-        PUT(&o, ",\"local\":\"");
-        put_str(&o, local);
-        PUT(&o, "\"");
-    } else {
-        PUT(&o, ",\"local\":null");
-    }
-    if (*remote) {
-        PUT(&o, ",\"remote\":\"");
-        put_str(&o, remote);
-        PUT(&o, "\"");
-    } else {
-        PUT(&o, ",\"remote\":null");
-    }
+    PUT(&o, ",\"local\":");
+    put_text_or_null(&o, local);
+    PUT(&o, ",\"remote\":");
+    put_text_or_null(&o, remote);
     PUT(&o, ",\"path\":null,\"inode\":");
     put_u64(&o, inode);
     if (peer_inode) {
@@ -2700,6 +2693,10 @@ static fd_entry *classify_here(proc *p, int fd)
     }
     events_add(line, (size_t)(o.at - line));
     return e;
+python:
+    free(f);
+    close(dup);
+    return NULL;
 }
 
 /* ---- taking a fork child in here ----------------------------------------------------
@@ -2750,10 +2747,7 @@ static task *admit(int child)
 {
     if (!admits_children || trace_fd >= 0)
         return NULL;
-    note_t *spawned = NULL;
-    for (size_t i = 0; i < notes_len && !spawned; i++)
-        if (notes[i].what == NOTE_SPAWNED && notes[i].value == child)
-            spawned = &notes[i];
+    note_t *spawned = spawn_note(child);
     proc *parent = spawned ? find_proc(spawned->pid) : spawning_parent_of(child);
     if (!parent || parent->slow || !parent->argv_json || find_proc(child))
         return NULL; /* a process Python has not let go of yet had its pid: Python tells them apart */

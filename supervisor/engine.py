@@ -701,8 +701,9 @@ class Supervisor:
     def _spare_counters(self) -> None:
         """Counters for the fds the fast path classifies (it cannot make a
         Python object); the waiter's rounds keep some ready."""
-        if fastpath.spare_counters() < SPARE_COUNTERS // 2:
-            fastpath.add_counters([Counters() for _ in range(SPARE_COUNTERS - fastpath.spare_counters())])
+        spare = fastpath.spare_counters()
+        if spare < SPARE_COUNTERS // 2:
+            fastpath.add_counters([Counters() for _ in range(SPARE_COUNTERS - spare)])
 
     def _forget_fd_view(self, process: Process, fd: int, noted_at: int = -1) -> None:
         """A new file on this number: whatever was cached for it is stale.

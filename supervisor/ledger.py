@@ -90,8 +90,9 @@ class ProcessStats:
     refused_calls: int = 0
     fds: list[FdStats] = attrs.Factory(list)  # every fd lifetime, in order of first use
     open_fds: dict[int, FdStats] = attrs.Factory(dict)
-    log_closed: bool = False  # its log's sections are written (handed to the log writer)
-    summary_entry: dict | None = None  # reports.process_entry, once it ended
+    # Recorder.close_log's, once it ended: its log's sections are written
+    # (handed to the log writer), and its summary.json entry made.
+    summary_entry: dict | None = None
     # An ended process's totals no longer change, and three reports ask for them.
     _ended_classes: dict[FdClass, ClassTotals] | None = attrs.field(default=None, init=False, repr=False)
 

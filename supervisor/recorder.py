@@ -296,7 +296,6 @@ class Recorder:
         entry (reports.process_entry, kept).  (Under the lock.)"""
         if not self.logs_written:
             fastpath.append_log(self.log_path(process.log_name), sections)
-            process.log_closed = True
             process.summary_entry = entry
 
     def write_logs(self) -> None:
@@ -305,7 +304,7 @@ class Recorder:
         self.logs_written = True
         fastpath.flush_rows()  # a failure stays in output_errors
         for process in self.ledger.history:
-            if process.log_closed:
+            if process.summary_entry is not None:  # closed already (close_log)
                 continue
             path = self.log_path(process.log_name)
             try:
